@@ -1,0 +1,6 @@
+#!/usr/bin/env bash
+# Quick start, command 1: set everything up (idempotent) and start latentstudio on the built-in model.
+set -euo pipefail
+cd "$(dirname "$0")"
+scripts/setup.sh all
+exec scripts/main-job.sh "$@"

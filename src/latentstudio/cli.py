@@ -1,0 +1,51 @@
+"""The `latentstudio` command line. Each subcommand lives in `latentstudio.commands.<module>` and provides
+`register(subparsers)`; this file only wires them together and turns user errors into one line + exit 2."""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import sys
+
+from . import __version__
+from .errors import UserError
+
+# (command name, module) in the order `--help` lists them.
+COMMANDS = (
+    ("generate", "latentstudio.commands.generate"),
+    ("info", "latentstudio.commands.info"),
+    ("import", "latentstudio.commands.import_pkl"),
+    ("init-model", "latentstudio.commands.init_model"),
+)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="latentstudio", description="A studio for GAN latent-space art: train StyleGAN2 on your images, "
+        "walk its latent space, project drawings, run installations.",
+        epilog="example: latentstudio generate --seeds 0-7 --out out/ --grid")
+    parser.add_argument("--version", action="version", version=f"latentstudio {__version__}")
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND")
+    for _, module in COMMANDS:
+        importlib.import_module(module).register(sub)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    if not getattr(args, "func", None):
+        parser.print_help()
+        return 2
+    try:
+        return int(args.func(args) or 0)
+    except UserError as exc:
+        print(f"latentstudio {args.command}: error: {exc}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print(f"latentstudio {args.command}: interrupted", file=sys.stderr)
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())

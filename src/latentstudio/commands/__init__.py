@@ -1,0 +1,1 @@
+"""CLI subcommands. Library code never imports from here."""

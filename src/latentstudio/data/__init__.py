@@ -1,0 +1,1 @@
+"""Image datasets: reading user folders, preparing training sets, built-in demo sets."""

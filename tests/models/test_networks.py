@@ -1,0 +1,151 @@
+"""Generator and discriminator behaviour on tiny configs."""
+
+import numpy as np
+import pytest
+import torch
+
+from latentstudio.config import ConfigError
+from latentstudio.latent.seeds import z_from_seeds
+from latentstudio.models import Discriminator, Generator, GeneratorConfig, get_preset, preset_names, style_mix
+from latentstudio.models.config import num_ws
+
+from ..helpers import make_tiny
+
+
+@pytest.mark.parametrize("res,channels,c_dim,arch", [(16, 3, 0, "skip"), (32, 1, 0, "skip"), (32, 3, 4, "skip"),
+                                                    (16, 3, 0, "resnet"), (16, 3, 0, "orig")])
+def test_shapes_and_finiteness(res, channels, c_dim, arch):
+    G, D = make_tiny(resolution=res, img_channels=channels, c_dim=c_dim, architecture=arch)
+    n = 4
+    z = torch.randn(n, G.z_dim)
+    c = torch.nn.functional.one_hot(torch.arange(n) % c_dim, c_dim).float() if c_dim else None
+    ws = G.mapping(z, c, truncation_psi=0.7)
+    assert ws.shape == (n, num_ws(res), G.w_dim) == (n, G.num_ws, G.w_dim)
+    for mode in ("const", "random", "none"):
+        img = G.synthesis(ws, noise_mode=mode)
+        assert img.shape == (n, channels, res, res)
+        assert torch.isfinite(img).all()
+    logits = D(img, c)
+    assert logits.shape == (n, 1) and torch.isfinite(logits).all()
+
+
+def test_every_parameter_gets_a_gradient():
+    G, D = make_tiny(c_dim=3)
+    G.train()
+    D.train()
+    z = torch.randn(4, G.z_dim)
+    c = torch.eye(3)[[0, 1, 2, 0]]
+    img = G(z, c, noise_mode="random")
+    D(img, c).sum().backward()
+    for net in (G, D):
+        for name, p in net.named_parameters():
+            assert p.grad is not None, name
+            assert torch.isfinite(p.grad).all(), name
+            assert p.grad.abs().sum() > 0, name
+
+
+def test_fused_and_unfused_modconv_agree():
+    G, _ = make_tiny()
+    ws = G.mapping(torch.randn(3, G.z_dim), None)
+    a = G.synthesis(ws, fused_modconv=True)
+    b = G.synthesis(ws, fused_modconv=False)
+    torch.testing.assert_close(a, b, atol=1e-5, rtol=1e-5)
+
+
+def test_seed_determinism_and_nvidia_seed_semantics():
+    G, _ = make_tiny()
+    z = z_from_seeds([0, 0, 5], G.z_dim)
+    np.testing.assert_allclose(z[0].numpy(), np.random.RandomState(0).randn(G.z_dim).astype(np.float32))
+    assert abs(float(z[0, 0]) - 1.7640524) < 1e-6  # numpy RandomState(0).randn()[0]
+    img = G(z, noise_mode="const")
+    assert torch.equal(img[0], img[1])
+    assert not torch.allclose(img[0], img[2])
+    assert torch.equal(img, G(z, noise_mode="const"))
+    torch.manual_seed(1)
+    r1 = G(z, noise_mode="random")
+    torch.manual_seed(1)
+    assert torch.equal(r1, G(z, noise_mode="random"))
+
+
+def test_truncation():
+    G, _ = make_tiny()
+    z = torch.randn(5, G.z_dim)
+    ws = G.mapping(z, None)
+    ws0 = G.mapping(z, None, truncation_psi=0.0)
+    assert torch.allclose(ws0, G.mapping.w_avg.expand_as(ws0))
+    half = G.mapping(z, None, truncation_psi=0.5)
+    torch.testing.assert_close(half, G.mapping.w_avg + 0.5 * (ws - G.mapping.w_avg))
+    cut = G.mapping(z, None, truncation_psi=0.0, truncation_cutoff=2)
+    assert torch.allclose(cut[:, :2], G.mapping.w_avg.expand(5, 2, -1))
+    assert torch.equal(cut[:, 2:], ws[:, 2:])
+
+
+def test_w_avg_tracks_only_in_training():
+    G, _ = make_tiny()
+    before = G.mapping.w_avg.clone()
+    G.mapping(torch.randn(8, G.z_dim), None)
+    assert torch.equal(G.mapping.w_avg, before)
+    G.train()
+    G.mapping(torch.randn(8, G.z_dim), None)
+    assert not torch.equal(G.mapping.w_avg, before)
+
+
+def test_style_mixing_takes_coarse_and_fine_layers():
+    G, _ = make_tiny()
+    wa = G.mapping(torch.randn(2, G.z_dim), None)
+    wb = G.mapping(torch.randn(2, G.z_dim), None)
+    mixed = style_mix(wa, wb, 3)
+    assert torch.equal(mixed[:, :3], wa[:, :3]) and torch.equal(mixed[:, 3:], wb[:, 3:])
+    img = G.synthesis(mixed)
+    assert not torch.allclose(img, G.synthesis(wa)) and not torch.allclose(img, G.synthesis(wb))
+
+
+def test_synthesis_rejects_wrong_ws_shape():
+    G, _ = make_tiny()
+    with pytest.raises(ValueError, match="expected"):
+        G.synthesis(torch.zeros(1, G.num_ws + 1, G.w_dim))
+
+
+def test_presets_build_and_config_round_trips():
+    for name in preset_names():
+        preset = get_preset(name)
+        again = type(preset).from_dict(preset.to_dict())
+        assert again == preset
+    with pytest.raises(ConfigError, match="unknown preset"):
+        get_preset("nope")
+    with pytest.raises(ConfigError, match="power of two"):
+        get_preset("tiny", resolution=48)
+    with pytest.raises(ConfigError, match="unknown field"):
+        GeneratorConfig.from_dict({"z_dimm": 3})
+
+
+def test_paper_presets_match_ada_configs():
+    p = get_preset("paper256")
+    G = p.generator
+    assert (G.synthesis.channel_base, G.synthesis.channel_max, G.mapping.num_layers) == (16384, 512, 8)
+    assert p.training.batch == 64 and p.training.gamma == 1.0
+    f = get_preset("stylegan2")
+    assert f.generator.img_resolution == 1024 and f.generator.synthesis.channel_base == 32768
+
+
+def test_bf16_precision_is_opt_in_and_close():
+    # A realistic width (the tiny nets are too chaotic for a precision comparison).
+    torch.manual_seed(0)
+    preset = get_preset("cpu128", resolution=32, img_channels=1)
+    cfg = preset.generator.replace(synthesis=preset.generator.synthesis.replace(num_fp16_res=2, conv_clamp=256))
+    G16 = Generator(cfg).eval()
+    ws = G16.mapping(torch.randn(2, G16.z_dim), None)
+    ref = G16.synthesis(ws)
+    low = G16.synthesis(ws, precision="bf16")
+    assert low.dtype == torch.float32 and low.shape == ref.shape == (2, 1, 32, 32)
+    assert (low - ref).abs().mean() < 0.02 * ref.abs().mean()
+    with pytest.raises(ValueError, match="CUDA"):
+        G16.synthesis(ws, precision="fp16")
+
+
+def test_discriminator_minibatch_std_group():
+    _, D = make_tiny()
+    with pytest.raises(ValueError, match="divisible"):
+        D(torch.randn(3, 3, 32, 32))
+    D2 = Discriminator(D.config.replace(epilogue=D.config.epilogue.replace(mbstd_group_size=None)))
+    assert D2(torch.randn(3, 3, 32, 32)).shape == (3, 1)

@@ -1,0 +1,75 @@
+"""The command line, run in-process."""
+
+import json
+
+import numpy as np
+import pytest
+from PIL import Image
+
+from latentstudio.cli import COMMANDS, main
+
+from .helpers import make_tiny
+from .io.nvidia_fixtures import write_tf_pickle
+
+
+def test_generate_writes_pngs_grid_and_record(tiny_model_dir, tmp_path, capsys):
+    out = tmp_path / "gen"
+    assert main(["generate", str(tiny_model_dir), "--seeds", "0-2,7", "--trunc", "0.7", "--out", str(out),
+                 "--grid", "--device", "cpu"]) == 0
+    names = sorted(p.name for p in out.glob("seed*.png"))
+    assert names == ["seed0000.png", "seed0001.png", "seed0002.png", "seed0007.png"]
+    assert Image.open(out / "seed0000.png").size == (32, 32)
+    assert (out / "grid.png").is_file()
+    record = json.loads((out / "generate.json").read_text())
+    assert record["settings"]["seeds"] == "0-2,7" and record["settings"]["trunc"] == 0.7
+    # Same seed, same image, whatever else is in the batch.
+    out2 = tmp_path / "gen2"
+    main(["generate", str(tiny_model_dir), "--seeds", "7", "--trunc", "0.7", "--out", str(out2)])
+    assert np.array_equal(np.asarray(Image.open(out2 / "seed0007.png")), np.asarray(Image.open(out / "seed0007.png")))
+
+
+def test_info_prints_facts(tiny_model_dir, capsys):
+    assert main(["info", str(tiny_model_dir), "--json"]) == 0
+    info = json.loads(capsys.readouterr().out)
+    assert info["resolution"] == 32 and info["num_ws"] == 8
+    assert info["generator_parameters"] > 1000 and info["gflops_per_image"] > 0
+    assert info["provenance"] == {"source": "tests"}
+    assert main(["info", str(tiny_model_dir)]) == 0
+    assert "gflops_per_image" in capsys.readouterr().out
+
+
+def test_import_command(tmp_path, capsys):
+    G, D = make_tiny(seed=9)
+    pkl = write_tf_pickle(tmp_path / "net.pkl", G, D)
+    assert main(["import", str(pkl), "--out", str(tmp_path / "m")]) == 0
+    assert (tmp_path / "m" / "config.json").is_file()
+
+
+@pytest.mark.parametrize("argv,needle", [
+    (["generate", "--seeds", "3-1", "--out", "x"], "--seeds"),
+    (["generate", "/nonexistent/model", "--out", "x"], "no such model directory"),
+    (["generate", "--device", "tpu", "--out", "x"], "--device"),
+    (["import", "/nonexistent.pkl", "--out", "x"], "no such file"),
+])
+def test_bad_input_is_one_line_and_exit_2(tmp_path, capsys, argv, needle, tiny_model_dir, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    if argv[1] == "--seeds" or argv[1] == "--device":
+        argv = [argv[0], str(tiny_model_dir)] + argv[1:]
+    assert main(argv) == 2
+    err = capsys.readouterr().err.strip()
+    assert needle in err and len(err.splitlines()) == 1
+
+
+def test_argparse_errors_exit_2(capsys):
+    with pytest.raises(SystemExit) as exc:
+        main(["generate", "--trunc", "abc", "--out", "x"])
+    assert exc.value.code == 2
+
+
+@pytest.mark.parametrize("name", [name for name, _ in COMMANDS])
+def test_help_shows_defaults_and_example(name, capsys):
+    with pytest.raises(SystemExit) as exc:
+        main([name, "--help"])
+    assert exc.value.code == 0
+    text = capsys.readouterr().out
+    assert "example:" in text and "latentstudio " + name in text
