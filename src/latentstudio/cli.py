@@ -16,6 +16,7 @@ COMMANDS = (
     ("info", "latentstudio.commands.info"),
     ("import", "latentstudio.commands.import_pkl"),
     ("init-model", "latentstudio.commands.init_model"),
+    ("prepare", "latentstudio.commands.prepare"),
 )
 
 
