@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import hashlib
 from pathlib import Path
 
+import numpy as np
 from PIL import Image, ImageColor, ImageOps
 
 from ..errors import UserError
@@ -19,22 +21,55 @@ def parse_color(text: str) -> tuple[int, int, int]:
         raise UserError(f"--background {text!r}: use white, black or #rrggbb") from None
 
 
-def open_image(path: str | Path, background=(255, 255, 255), channels: int = 3) -> Image.Image:
+def open_image(path: str | Path, background=(255, 255, 255), channels: int = 3, *,
+               draft_size: int | None = None) -> Image.Image:
     """Open an image file: first frame, EXIF orientation applied, alpha composited on `background`,
-    converted to RGB (channels=3) or L (channels=1). Raises OSError/ValueError for unreadable files."""
+    converted to RGB (channels=3) or L (channels=1). Raises OSError/ValueError for unreadable files.
+    `draft_size` lets JPEG decoding shrink by 1/2..1/8 on the fly while both sides stay >= draft_size
+    (a large speed-up for big photos that end up small)."""
     with Image.open(path) as img:
         img.seek(0)
-        img = ImageOps.exif_transpose(img)
+        if draft_size and img.format == "JPEG":
+            img.draft(img.mode, (draft_size, draft_size))
+        img.load()
+        try:
+            img = ImageOps.exif_transpose(img)
+        except (OSError, ValueError, TypeError, KeyError, SyntaxError):
+            pass  # a broken EXIF block only costs the orientation, not the image
         return flatten(img, background, channels)
 
 
 def flatten(img: Image.Image, background=(255, 255, 255), channels: int = 3) -> Image.Image:
-    """Composite any transparency onto `background`, then convert to RGB or L."""
-    if img.mode in ("RGBA", "LA", "PA") or (img.mode == "P" and "transparency" in img.info):
+    """Composite any transparency onto `background`, then convert to RGB or L (16-bit and float images
+    are scaled to 8 bits instead of clipped)."""
+    if img.mode in ("I", "I;16", "I;16B", "I;16L", "I;16N", "F"):
+        arr = np.asarray(img, dtype=np.float64)
+        if img.mode.startswith("I;16"):
+            top = 65535.0
+        elif img.mode == "F":
+            top = 1.0 if arr.max() <= 1 else 255.0
+        else:  # "I": older Pillow opens 16-bit PNGs this way
+            top = 65535.0 if arr.max() > 255 else 255.0
+        img = Image.fromarray(np.clip(arr / top * 255 + 0.5, 0, 255).astype(np.uint8), "L")
+    if img.mode in ("RGBA", "LA", "PA", "La", "RGBa") or (img.mode == "P" and "transparency" in img.info):
         rgba = img.convert("RGBA")
         base = Image.new("RGBA", rgba.size, tuple(background) + (255,))
         img = Image.alpha_composite(base, rgba)
     return img.convert("L" if channels == 1 else "RGB")
+
+
+def image_size(path: str | Path) -> tuple[int, int]:
+    """(width, height) from the file header, without decoding pixels (EXIF rotation can swap them)."""
+    with Image.open(path) as img:
+        return img.size
+
+
+def pixel_hash(img: Image.Image) -> str:
+    """SHA-256 of an image's mode, size and pixels: equal for exact copies whatever the file format or
+    metadata; different after any re-compression or edit."""
+    h = hashlib.sha256(f"{img.mode}:{img.size[0]}x{img.size[1]}:".encode())
+    h.update(img.tobytes())
+    return h.hexdigest()
 
 
 def square(img: Image.Image, mode: str = "center", background=(255, 255, 255)) -> Image.Image:

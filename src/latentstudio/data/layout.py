@@ -44,6 +44,18 @@ def build_meta(names: list[str], labels: list[int] | None, class_names: list[str
     return meta
 
 
+def meta_json(meta: dict) -> str:
+    """dataset.json text: one key per line and one label per line (readable and diffable for big sets)."""
+    lines = []
+    for key, value in meta.items():
+        if key == "labels" and value:
+            body = ",\n".join("  " + json.dumps(v) for v in value)
+            lines.append(f' "labels": [\n{body}\n ]')
+        else:
+            lines.append(f" {json.dumps(key)}: {json.dumps(value)}")
+    return "{\n" + ",\n".join(lines) + "\n}\n"
+
+
 def output_paths(out: str | Path, fmt: str) -> tuple[Path | None, Path | None, Path]:
     """(folder, zip, stem) for `--out OUT --format fmt`. An OUT ending in .zip means the zip format.
     Reports and contact sheets go next to the dataset (`<stem>.report.json`), never inside it, because
@@ -102,7 +114,7 @@ class DatasetWriter:
         return name
 
     def close(self, meta: dict) -> None:
-        text = json.dumps(meta, indent=1) + "\n"
+        text = meta_json(meta)
         if self._zip:
             self._zip.writestr(META_FILE, text)
             self._zip.close()

@@ -18,9 +18,10 @@ def report_paths(stem: str | Path) -> tuple[Path, Path]:
     return stem.with_name(stem.name + ".report.json"), stem.with_name(stem.name + ".contact.png")
 
 
-def contact_sheet(dataset_path: str | Path, max_images: int = MAX_SHEET_IMAGES, thumb: int = 96) -> Image.Image:
-    """A labelled grid of (an even sample of) the images of a written dataset, read back through
-    `ImageDataset`, so the sheet also proves the dataset opens."""
+def contact_sheet(dataset_path: str | Path, names: list[str] | None = None, max_images: int = MAX_SHEET_IMAGES,
+                  thumb: int = 96) -> Image.Image:
+    """A grid of (an even sample of) the images of a written dataset, read back through `ImageDataset` so the
+    sheet also proves the dataset opens; each labelled with its index and, given `names`, its source."""
     from ..render.images import make_grid
     from .dataset import ImageDataset
 
@@ -33,7 +34,8 @@ def contact_sheet(dataset_path: str | Path, max_images: int = MAX_SHEET_IMAGES, 
         arr = ds.get_image(int(i)).transpose(1, 2, 0)
         img = Image.fromarray(arr[:, :, 0] if arr.shape[2] == 1 else arr)
         images.append(img.resize((size, size), Image.LANCZOS) if size != ds.resolution else img)
-    labels = [str(i) for i in picks] if size >= 48 else None
+    chars = max(4, size // 6)
+    labels = [f"{i} {Path(names[i]).stem}"[:chars] if names else str(i) for i in picks] if size >= 48 else None
     return make_grid(images, labels)
 
 
@@ -53,7 +55,8 @@ def write_report(stem: str | Path, report: dict, dataset_path: str | Path | None
     report = dict(report)
     report["summary"] = summary_lines(report)
     if sheet and dataset_path is not None and report["kept"]:
-        contact_sheet(dataset_path).save(sheet_path)
+        names = [k["source"] for k in report["kept"]] if "src" in report.get("settings", {}) else None
+        contact_sheet(dataset_path, names).save(sheet_path)
         report["contact_sheet"] = str(sheet_path)
     report["report"] = str(json_path)
     json_path.write_text(json.dumps(report, indent=1) + "\n")
