@@ -1,0 +1,141 @@
+"""The FastAPI application: lifespan (model, store, jobs, wall), routers, pages and error handling."""
+
+from __future__ import annotations
+
+import contextlib
+import dataclasses
+import logging
+from pathlib import Path
+
+from fastapi import FastAPI, Request
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import FileResponse, JSONResponse
+from fastapi.staticfiles import StaticFiles
+
+from .. import __version__
+from ..device import resolve_device
+from ..errors import UserError
+from . import adapters
+from .config import ServeConfig
+from .engine import Engine
+from .jobs import JobRunner
+from .safety import RateLimiter, make_admin_token
+from .store import NotFoundError, Store
+from .wall import Wall
+
+log = logging.getLogger("latentstudio.server")
+STATIC = Path(__file__).parent / "static"
+PAGES = ("studio", "draw", "wall")
+
+
+@dataclasses.dataclass
+class Studio:
+    """Everything a request handler needs, kept on app.state.studio (no module-level state)."""
+
+    config: ServeConfig
+    store: Store
+    engine: Engine
+    jobs: JobRunner
+    wall: Wall
+    limiter: RateLimiter
+    admin_token: str
+    vendor_dirs: list[Path]
+
+
+def vendor_dirs() -> list[Path]:
+    """Where the npm packages (p5, simplex-noise) may be: $LATENTSTUDIO_NODE_MODULES, then node_modules in the
+    source checkout (setup installs them there with `npm ci`), then the working directory."""
+    import os
+
+    here = Path(__file__).resolve()
+    dirs = [Path(os.environ["LATENTSTUDIO_NODE_MODULES"])] if os.environ.get("LATENTSTUDIO_NODE_MODULES") else []
+    dirs += [p / "node_modules" for p in here.parents[:4]] + [Path.cwd() / "node_modules"]
+    return [d for d in dirs if d.is_dir()]
+
+
+def create_app(config: ServeConfig, model=None) -> FastAPI:
+    """Build the app. `model` (a LoadedModel) skips loading, for tests; otherwise config.model is opened in the
+    lifespan, once."""
+
+    @contextlib.asynccontextmanager
+    async def lifespan(app: FastAPI):
+        device = resolve_device(config.device)
+        loaded = model if model is not None else adapters.open_serving_model(config.model, device)
+        store = Store(config.data_dir)
+        engine = Engine(loaded, device, config.max_batch, config.max_wait_ms, config.batching)
+        engine.latent_lookup = lambda drawing_id: _lookup_latent(store, drawing_id)
+        studio = Studio(config, store, engine, JobRunner(store, engine, config), Wall(store, engine, config),
+                        RateLimiter(), make_admin_token(config.admin_token), vendor_dirs())
+        app.state.studio = studio
+        engine.start()
+        if config.start_jobs:
+            studio.jobs.start()
+        try:
+            yield
+        finally:
+            await studio.jobs.stop()
+            await engine.stop()
+            store.close()
+
+    app = FastAPI(title="latentstudio", version=__version__, lifespan=lifespan,
+                  description="Local StyleGAN server: RunwayML-compatible /query and /info, the studio API, "
+                              "and the Studio, Draw and Wall pages.")
+    _add_error_handlers(app)
+    from .routes import admin, api, drawings, jobs, runway, stream
+
+    for module in (runway, api, drawings, jobs, stream, admin):
+        app.include_router(module.router)
+    _add_pages(app)
+    return app
+
+
+def _lookup_latent(store: Store, drawing_id: str):
+    path = store.latent_path(drawing_id)
+    if not path.is_file():
+        raise NotFoundError(f"drawing {drawing_id}: no projected latent (unknown id, or not projected yet)")
+    return adapters.load_latent(path)
+
+
+def _add_error_handlers(app: FastAPI) -> None:
+    @app.exception_handler(UserError)
+    async def user_error(request: Request, exc: UserError):
+        status = 404 if isinstance(exc, NotFoundError) else 400
+        return JSONResponse({"detail": str(exc)}, status_code=status)
+
+    @app.exception_handler(RequestValidationError)
+    async def bad_request(request: Request, exc: RequestValidationError):
+        errors = exc.errors()
+        first = errors[0] if errors else {}
+        where = ".".join(str(p) for p in first.get("loc", ()) if p != "body") or "body"
+        return JSONResponse({"detail": f"{where}: {first.get('msg', 'invalid request')}",
+                             "errors": [{"loc": e.get("loc"), "msg": e.get("msg")} for e in errors]},
+                            status_code=422)
+
+
+def _add_pages(app: FastAPI) -> None:
+    @app.get("/", include_in_schema=False)
+    async def index():
+        return FileResponse(STATIC / "index.html")
+
+    for page in PAGES:
+        app.add_api_route(f"/{page}", _page(page), include_in_schema=False, methods=["GET"])
+
+    @app.get("/vendor/{name}", include_in_schema=False)
+    async def vendor(name: str, request: Request):
+        files = {"p5.min.js": "p5/lib/p5.min.js", "simplex-noise.js": "simplex-noise/dist/esm/simplex-noise.js"}
+        if name not in files:
+            return JSONResponse({"detail": f"unknown vendor file {name!r}"}, status_code=404)
+        for d in request.app.state.studio.vendor_dirs:
+            if (d / files[name]).is_file():
+                return FileResponse(d / files[name], media_type="text/javascript")
+        return JSONResponse({"detail": f"{files[name]} is not installed: run `npm ci` in the latentstudio checkout "
+                                       "(scripts/setup-pages.sh)"}, status_code=503)
+
+    app.mount("/static", StaticFiles(directory=STATIC), name="static")
+
+
+def _page(name: str):
+    async def page():
+        return FileResponse(STATIC / f"{name}.html")
+
+    return page

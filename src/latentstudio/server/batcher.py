@@ -1,0 +1,85 @@
+"""Micro-batching: concurrent requests that arrive within a few milliseconds share one forward pass.
+
+Requests go into an asyncio queue; one consumer takes the first, drains whatever else is already waiting, waits
+at most `max_wait_ms` for more while the batch is small, and hands the batch to `work` on the model executor
+(one thread, so the event loop never runs model code and model calls never overlap). While that batch runs,
+new requests pile up and form the next batch, so the batch size grows with the load by itself.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import concurrent.futures
+from collections.abc import Callable, Sequence
+from typing import Any
+
+
+class MicroBatcher:
+    def __init__(self, work: Callable[[Sequence[Any]], list], executor: concurrent.futures.Executor,
+                 max_batch: int = 16, max_wait_ms: float = 4.0, enabled: bool = True):
+        self.work = work
+        self.executor = executor
+        self.max_batch = max(1, int(max_batch)) if enabled else 1
+        self.max_wait = max(0.0, max_wait_ms) / 1000.0 if enabled else 0.0
+        self.queue: asyncio.Queue | None = None
+        self.task: asyncio.Task | None = None
+        self.batches = 0  # statistics for /api/stats and the benchmark
+        self.items = 0
+
+    def start(self) -> None:
+        self.queue = asyncio.Queue()
+        self.task = asyncio.get_running_loop().create_task(self._run(), name="micro-batcher")
+
+    async def stop(self) -> None:
+        if self.task is not None:
+            self.task.cancel()
+            try:
+                await self.task
+            except asyncio.CancelledError:
+                pass
+            self.task = None
+
+    async def submit(self, item) -> Any:
+        """Queue one item and wait for its result (exceptions of the batch are raised here)."""
+        if self.queue is None:
+            raise RuntimeError("MicroBatcher.start() was not called")
+        future = asyncio.get_running_loop().create_future()
+        await self.queue.put((item, future))
+        return await future
+
+    async def _collect(self) -> list:
+        batch = [await self.queue.get()]
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + self.max_wait
+        while len(batch) < self.max_batch:
+            if not self.queue.empty():
+                batch.append(self.queue.get_nowait())
+                continue
+            remaining = deadline - loop.time()
+            if remaining <= 0:
+                break
+            try:
+                batch.append(await asyncio.wait_for(self.queue.get(), remaining))
+            except TimeoutError:
+                break
+        return batch
+
+    async def _run(self) -> None:
+        loop = asyncio.get_running_loop()
+        while True:
+            batch = await self._collect()
+            live = [(item, fut) for item, fut in batch if not fut.done()]  # skip requests already cancelled
+            if not live:
+                continue
+            try:
+                results = await loop.run_in_executor(self.executor, self.work, [item for item, _ in live])
+            except Exception as exc:  # one bad batch fails its requests, never the batcher
+                for _, fut in live:
+                    if not fut.done():
+                        fut.set_exception(exc)
+                continue
+            self.batches += 1
+            self.items += len(live)
+            for (_, fut), result in zip(live, results, strict=True):
+                if not fut.done():
+                    fut.set_result(result)

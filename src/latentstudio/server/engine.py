@@ -1,0 +1,172 @@
+"""The model side of the server: one loaded generator, a single model thread, batched rendering and the
+resolution of latent "keys" (seeds, drawings, raw latents, neighbours) to ws.
+
+All torch work runs on `model_executor` (one thread); the event loop only awaits it. Generation requests go
+through a MicroBatcher so concurrent requests share one forward pass.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import concurrent.futures
+import dataclasses
+import io
+from collections.abc import Callable, Sequence
+
+import numpy as np
+import torch
+from PIL import Image
+
+from ..errors import UserError
+from ..render.images import to_uint8
+from . import adapters
+from .batcher import MicroBatcher
+
+
+@dataclasses.dataclass
+class GenItem:
+    """One image to render: either z (mapped with truncation psi) or ready ws [num_ws, w_dim]."""
+
+    z: torch.Tensor | None = None
+    ws: torch.Tensor | None = None
+    psi: float = 1.0
+    fmt: str = "jpeg"  # jpeg | png | raw (uint8 array)
+    quality: int = 90
+
+
+def encode_image(array: np.ndarray, fmt: str = "jpeg", quality: int = 90) -> bytes:
+    img = Image.fromarray(array[..., 0], "L") if array.shape[-1] == 1 else Image.fromarray(array, "RGB")
+    buf = io.BytesIO()
+    if fmt == "png":
+        img.save(buf, format="PNG")
+    else:
+        img.save(buf, format="JPEG", quality=int(quality))
+    return buf.getvalue()
+
+
+def data_url(payload: bytes, fmt: str = "jpeg") -> str:
+    return f"data:image/{fmt};base64," + base64.b64encode(payload).decode("ascii")
+
+
+def adapt_z(values: Sequence[float], z_dim: int) -> np.ndarray:
+    """The RunwayML rule for a z of another length: keep the first z_dim values and pad missing ones with 0.
+    The mapping network normalises z to unit second moment first, so a padded vector stays a valid input."""
+    z = np.zeros(z_dim, dtype=np.float32)
+    n = min(len(values), z_dim)
+    z[:n] = np.asarray(values[:n], dtype=np.float32)
+    return z
+
+
+class Engine:
+    def __init__(self, model, device, max_batch: int = 16, max_wait_ms: float = 4.0, batching: bool = True,
+                 latent_lookup: Callable[[str], torch.Tensor] | None = None):
+        self.model = model
+        self.device = device
+        self.model_executor = concurrent.futures.ThreadPoolExecutor(1, thread_name_prefix="model")
+        self.batcher = MicroBatcher(self.run_batch, self.model_executor, max_batch, max_wait_ms, batching)
+        self.latent_lookup = latent_lookup
+        self._seed_cache: dict[tuple[int, float], torch.Tensor] = {}
+
+    # ---- facts about the model -------------------------------------------------------------------------
+    @property
+    def G(self):
+        return self.model.G
+
+    def describe(self) -> dict:
+        G = self.G
+        return {"path": str(self.model.path), "z_dim": G.z_dim, "w_dim": G.w_dim, "num_ws": G.num_ws,
+                "c_dim": G.c_dim, "resolution": G.img_resolution, "channels": G.img_channels,
+                "provenance": self.model.provenance}
+
+    # ---- lifecycle -------------------------------------------------------------------------------------
+    def start(self) -> None:
+        self.batcher.start()
+
+    async def stop(self) -> None:
+        await self.batcher.stop()
+        self.model_executor.shutdown(wait=True, cancel_futures=True)
+
+    async def call(self, fn, *args):
+        """Run model work (anything touching G) on the model thread."""
+        return await asyncio.get_running_loop().run_in_executor(self.model_executor, fn, *args)
+
+    def swap_model(self, model) -> None:
+        """Model thread only: replace the generator between two batches."""
+        self.model = model
+        self._seed_cache.clear()
+
+    # ---- rendering -------------------------------------------------------------------------------------
+    async def render(self, item: GenItem):
+        return await self.batcher.submit(item)
+
+    @torch.no_grad()
+    def run_batch(self, items: Sequence[GenItem]) -> list:
+        """Model thread: map the z items (grouped by truncation), synthesise everything in one pass, encode."""
+        G = self.G
+        ws = [None] * len(items)
+        by_psi: dict[float, list[int]] = {}
+        for i, item in enumerate(items):
+            if item.ws is not None:
+                ws[i] = item.ws.to(self.device, torch.float32)
+            else:
+                by_psi.setdefault(float(item.psi), []).append(i)
+        for psi, idx in by_psi.items():
+            z = torch.stack([items[i].z for i in idx]).to(self.device, torch.float32)
+            mapped = G.mapping(z, self._labels(len(idx)), truncation_psi=psi)
+            for j, i in enumerate(idx):
+                ws[i] = mapped[j]
+        images = to_uint8(G.synthesis(torch.stack(ws), noise_mode="const"))
+        return [img if item.fmt == "raw" else encode_image(img, item.fmt, item.quality)
+                for img, item in zip(images, items, strict=True)]
+
+    def _labels(self, n: int):
+        if self.G.c_dim == 0:
+            return None
+        c = torch.zeros([n, self.G.c_dim], device=self.device)
+        c[:, 0] = 1  # conditional models: class 0 unless a key says otherwise
+        return c
+
+    # ---- keys -> ws (model thread) ---------------------------------------------------------------------
+    def seed_ws(self, seed: int, psi: float) -> torch.Tensor:
+        key = (int(seed), round(float(psi), 4))
+        if key not in self._seed_cache:
+            if len(self._seed_cache) > 4096:
+                self._seed_cache.clear()
+            z = torch.from_numpy(np.random.RandomState(seed).randn(1, self.G.z_dim)).float().to(self.device)
+            with torch.no_grad():
+                self._seed_cache[key] = self.G.mapping(z, self._labels(1), truncation_psi=psi)[0].cpu()
+        return self._seed_cache[key]
+
+    def resolve(self, key: dict, default_psi: float = 0.7, depth: int = 0) -> torch.Tensor:
+        """A key (see schemas.Key) -> ws [num_ws, w_dim] on the CPU. Raises UserError for unknown drawings or
+        latents of the wrong shape."""
+        G = self.G
+        if depth > 8:
+            raise UserError("key: neighbours are nested more than 8 levels deep")
+        if key.get("seed") is not None:
+            psi = key.get("truncation")
+            return self.seed_ws(key["seed"], default_psi if psi is None else psi)
+        if key.get("drawing") is not None:
+            if self.latent_lookup is None:
+                raise UserError("key.drawing: this server has no drawing store")
+            return self._check_shape(self.latent_lookup(key["drawing"]), f"drawing {key['drawing']}")
+        if key.get("w") is not None:
+            w = torch.tensor(key["w"], dtype=torch.float32)
+            if w.ndim == 1:
+                w = w.unsqueeze(0).repeat(G.num_ws, 1)
+            return self._check_shape(w, "key.w")
+        if key.get("of") is not None:
+            parent = self.resolve(key["of"], default_psi, depth + 1)
+            index = int(key.get("index") or 0)
+            found = adapters.neighbours(parent, index + 1, float(key.get("strength") or 0.5),
+                                        int(key.get("noise_seed") or 0))
+            return found[index]
+        raise UserError("key: give one of seed, drawing, w or of (a neighbour)")
+
+    def _check_shape(self, ws: torch.Tensor, where: str) -> torch.Tensor:
+        G = self.G
+        if tuple(ws.shape) != (G.num_ws, G.w_dim):
+            raise UserError(f"{where}: latent has shape {list(ws.shape)}, this model needs "
+                            f"[{G.num_ws}, {G.w_dim}] (or a flat list of {G.w_dim})")
+        return ws

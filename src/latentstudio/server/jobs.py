@@ -1,0 +1,116 @@
+"""Background jobs (projection of drawings, video renders): queued in SQLite, run one at a time on their own
+thread, resumed after a restart (a job that was running when the server stopped starts again)."""
+
+from __future__ import annotations
+
+import asyncio
+import concurrent.futures
+import logging
+import os
+
+import torch
+
+from ..data.images import resize, square
+from ..errors import UserError
+from ..render.images import pil_to_tensor, to_uint8
+from . import adapters, timeline
+from .store import Store
+
+log = logging.getLogger("latentstudio.server")
+
+
+class JobRunner:
+    def __init__(self, store: Store, engine, config):
+        self.store = store
+        self.engine = engine
+        self.config = config
+        self.executor = concurrent.futures.ThreadPoolExecutor(1, thread_name_prefix="jobs")
+        self.queue: asyncio.Queue | None = None
+        self.task: asyncio.Task | None = None
+
+    def start(self) -> None:
+        self.queue = asyncio.Queue()
+        for job in self.store.pending_jobs():  # resume what a previous run left
+            self.queue.put_nowait(job["id"])
+        self.task = asyncio.get_running_loop().create_task(self._run(), name="jobs")
+
+    async def stop(self) -> None:
+        if self.task is not None:
+            self.task.cancel()
+            try:
+                await self.task
+            except asyncio.CancelledError:
+                pass
+        self.executor.shutdown(wait=True, cancel_futures=True)
+
+    def submit(self, job_id: str) -> None:
+        if self.queue is not None:
+            self.queue.put_nowait(job_id)
+
+    async def _run(self) -> None:
+        loop = asyncio.get_running_loop()
+        while True:
+            job_id = await self.queue.get()
+            job = self.store.get_job(job_id)
+            if job is None or job["status"] not in ("queued", "running"):
+                continue
+            await loop.run_in_executor(self.executor, self.run_job, job)
+
+    def run_job(self, job: dict) -> None:
+        """Job thread: run one job and record its outcome; errors fail the job, never the runner."""
+        self.store.update_job(job["id"], status="running", progress=0.0)
+        try:
+            if job["kind"] == "project":
+                result = self._project(job)
+            elif job["kind"] == "render":
+                result = self._render(job)
+            else:
+                raise UserError(f"unknown job kind {job['kind']!r}")
+        except Exception as exc:  # noqa: BLE001 - recorded on the job for the client to read
+            log.exception("job %s failed", job["id"])
+            self.store.update_job(job["id"], status="failed", error=str(exc) or exc.__class__.__name__)
+            if job["kind"] == "project":
+                self.store.set_drawing_status(job["params"]["drawing_id"], "failed", str(exc))
+            return
+        self.store.update_job(job["id"], status="done", progress=1.0, result=result)
+
+    def _project(self, job: dict) -> dict:
+        drawing_id = job["params"]["drawing_id"]
+        if self.store.get_drawing(drawing_id) is None:
+            raise UserError(f"drawing {drawing_id} was deleted before it was projected")
+        self.store.set_drawing_status(drawing_id, "projecting")
+        G = self.engine.G
+        from PIL import Image
+
+        with Image.open(self.store.drawing_path(drawing_id)) as img:
+            img = resize(square(img.convert("RGB"), "pad"), G.img_resolution)
+        target = pil_to_tensor(img, G.img_channels)
+        ws = adapters.project_image(G, target, self.config.project_budget_s, self.engine.device)
+        adapters.save_latent(self.store.latent_path(drawing_id), ws)
+        if job["params"].get("wall", True):
+            self.store.add_to_gallery(drawing_id)
+        else:
+            self.store.set_drawing_status(drawing_id, "done")
+        return {"drawing_id": drawing_id, "latent": f"/api/drawings/{drawing_id}/latent"}
+
+    @torch.no_grad()
+    def _render(self, job: dict) -> dict:
+        spec = job["params"]
+        G = self.engine.G
+        keys = [self.engine.resolve(k, self.config.truncation) for k in spec["keys"]]
+        tl = timeline.build(keys, spec["mode"], spec["frames"], spec["stops"], spec["strength"], spec["seed"],
+                            spec["cyclic"])
+        total = min(tl.frames, self.config.max_render_frames)
+        path = self.store.render_path(job["id"])
+        tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp.mp4")
+        writer = adapters.open_video_writer(tmp, spec["fps"], G.img_resolution)
+        try:
+            for start in range(0, total, 8):
+                ws = torch.stack([tl.frame(k) for k in range(start, min(total, start + 8))])
+                for frame in to_uint8(G.synthesis(ws.to(self.engine.device), noise_mode="const")):
+                    writer.write(frame if frame.shape[-1] == 3 else frame.repeat(3, axis=-1))
+                self.store.update_job(job["id"], progress=min(total, start + 8) / total)
+        finally:
+            writer.close()
+        tmp.replace(path)
+        return {"frames": total, "fps": spec["fps"], "video": f"/api/jobs/{job['id']}/video"}

@@ -1,0 +1,91 @@
+"""Our generation API: images for seeds or keys, neighbours, interpolation frames, model facts."""
+
+from __future__ import annotations
+
+from fastapi import APIRouter, Query, Request, Response
+
+from ... import __version__
+from .. import adapters
+from ..engine import GenItem, data_url
+from ..safety import client_id
+from ..schemas import GenerateBody, InterpolateBody, NeighboursBody
+from . import studio
+
+router = APIRouter(prefix="/api", tags=["generate"])
+
+
+def _limit(request: Request, cost: float = 1.0) -> None:
+    s = studio(request)
+    s.limiter.check(client_id(request), "generate", s.config.generate_rate, s.config.generate_burst, cost)
+
+
+async def _render_all(s, ws_list, fmt: str = "jpeg") -> list[str]:
+    import asyncio
+
+    items = [GenItem(ws=ws, fmt=fmt, quality=s.config.jpeg_quality) for ws in ws_list]
+    return [data_url(p, fmt) for p in await asyncio.gather(*(s.engine.render(i) for i in items))]
+
+
+@router.get("/model", summary="the served model and server settings")
+async def model_info(request: Request) -> dict:
+    s = studio(request)
+    return {"model": s.engine.describe(), "version": __version__, "truncation": s.config.truncation,
+            "wall_fps": s.config.wall_fps, "batching": s.config.batching, "max_batch": s.config.max_batch,
+            "upload_max_bytes": s.config.upload_max_bytes, "upload_max_pixels": s.config.upload_max_pixels}
+
+
+@router.get("/stats", summary="batching statistics")
+async def stats(request: Request) -> dict:
+    b = studio(request).engine.batcher
+    return {"batches": b.batches, "items": b.items, "mean_batch": b.items / b.batches if b.batches else 0.0}
+
+
+@router.get("/image", summary="one JPEG for a seed (for <img src>; concurrent requests are batched)",
+            response_class=Response, responses={200: {"content": {"image/jpeg": {}}}})
+async def image(request: Request, seed: int = Query(..., ge=0, lt=2**32),
+                truncation: float | None = Query(None, ge=0, le=2)) -> Response:
+    s = studio(request)
+    _limit(request)
+    psi = s.config.truncation if truncation is None else truncation
+    ws = await s.engine.call(s.engine.seed_ws, seed, psi)
+    jpeg = await s.engine.render(GenItem(ws=ws, quality=s.config.jpeg_quality))
+    return Response(jpeg, media_type="image/jpeg", headers={"Cache-Control": "max-age=3600"})
+
+
+@router.post("/generate", summary="images for seeds or keys (data URLs)")
+async def generate(body: GenerateBody, request: Request) -> dict:
+    s = studio(request)
+    keys = [{"seed": x} for x in body.seeds] if body.seeds is not None else \
+        [k.model_dump(exclude_none=True) for k in body.keys]
+    _limit(request, len(keys))
+    psi = s.config.truncation if body.truncation is None else body.truncation
+    ws_list = await s.engine.call(lambda: [s.engine.resolve(k, psi) for k in keys])
+    return {"images": await _render_all(s, ws_list, body.format), "keys": keys}
+
+
+@router.post("/neighbours", summary="numbered neighbours of a key (each comes back as a key you can pick)")
+async def neighbours(body: NeighboursBody, request: Request) -> dict:
+    s = studio(request)
+    _limit(request, body.count)
+    parent = body.key.model_dump(exclude_none=True)
+
+    def work():
+        base = s.engine.resolve(parent, s.config.truncation)
+        return adapters.neighbours(base, body.count, body.strength, body.seed)
+
+    found = await s.engine.call(work)
+    keys = [{"of": parent, "index": i, "strength": body.strength, "noise_seed": body.seed} for i in range(body.count)]
+    return {"images": await _render_all(s, list(found)), "keys": keys}
+
+
+@router.post("/interpolate", summary="interpolation frames from key a to key b")
+async def interpolate(body: InterpolateBody, request: Request) -> dict:
+    s = studio(request)
+    _limit(request, body.frames)
+    a, b = body.a.model_dump(exclude_none=True), body.b.model_dump(exclude_none=True)
+
+    def work():
+        wa, wb = s.engine.resolve(a, s.config.truncation), s.engine.resolve(b, s.config.truncation)
+        return [adapters.lerp(wa, wb, i / (body.frames - 1)) for i in range(body.frames)]
+
+    return {"images": await _render_all(s, await s.engine.call(work))}
