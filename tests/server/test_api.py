@@ -1,0 +1,144 @@
+"""The generation API and the RunwayML-compatible endpoints on a tiny model."""
+
+from __future__ import annotations
+
+import asyncio
+
+import numpy as np
+import torch
+
+from latentstudio.latent.seeds import z_from_seeds
+from latentstudio.render.images import to_uint8
+from latentstudio.server.engine import Engine, GenItem, adapt_z
+
+from .conftest import decode_data_url
+
+
+def reference(G, seeds, psi):
+    with torch.no_grad():
+        return to_uint8(G.synthesis(G.mapping(z_from_seeds(seeds, G.z_dim), None, truncation_psi=psi),
+                                    noise_mode="const"))
+
+
+def test_info_describes_runway_inputs_and_outputs(client, tiny_model):
+    info = client.get("/info").json()
+    z, trunc = info["inputs"]
+    assert (z["name"], z["type"], z["length"]) == ("z", "vector", tiny_model.G.z_dim)
+    assert (trunc["name"], trunc["type"], trunc["default"]) == ("truncation", "number", 0.8)
+    out = info["outputs"][0]
+    assert (out["name"], out["type"], out["width"]) == ("image", "image", 32)
+
+
+def test_query_returns_jpeg_data_url_and_adapts_z_length(client, tiny_model):
+    rng = np.random.RandomState(1)
+    z512 = rng.randn(512).tolist()
+    r = client.post("/query", json={"z": z512, "truncation": 0.8})
+    assert r.status_code == 200 and r.json()["image"].startswith("data:image/jpeg;base64,")
+    long_img = decode_data_url(r.json()["image"])
+    assert long_img.shape == (32, 32, 3)
+    # documented rule: only the first z_dim values are used
+    cut = decode_data_url(client.post("/query", json={"z": z512[:32], "truncation": 0.8}).json()["image"])
+    assert np.array_equal(long_img, cut)
+    short = decode_data_url(client.post("/query", json={"z": z512[:5], "truncation": 0.8}).json()["image"])
+    padded = decode_data_url(client.post("/query", json={"z": z512[:5] + [0.0] * 27,
+                                                         "truncation": 0.8}).json()["image"])
+    assert np.array_equal(short, padded) and not np.array_equal(short, cut)
+    assert client.get("/data").json() == client.post("/query", json={"z": z512[:5] + [0.0] * 27}).json()
+    assert adapt_z([1.0, 2.0], 4).tolist() == [1.0, 2.0, 0.0, 0.0]
+
+
+def test_query_rejects_bad_input_with_4xx(client):
+    assert client.post("/query", json={"z": []}).status_code == 422
+    assert client.post("/query", json={"z": [1.0] * 8, "truncation": 5}).status_code == 422
+    r = client.post("/query", content=b"{not json", headers={"content-type": "application/json"})
+    assert r.status_code == 422 and r.json()["detail"]
+    r = client.post("/query", content=b'{"z": [NaN, 1.0]}', headers={"content-type": "application/json"})
+    assert r.status_code == 422
+
+
+def test_generate_seeds_match_nvidia_seed_semantics(client, tiny_model):
+    r = client.post("/api/generate", json={"seeds": [3, 11], "truncation": 0.5, "format": "png"})
+    got = np.stack([decode_data_url(u) for u in r.json()["images"]])
+    assert np.array_equal(got, reference(tiny_model.G, [3, 11], 0.5))
+    one = client.get("/api/image", params={"seed": 3, "truncation": 0.5})
+    assert one.headers["content-type"] == "image/jpeg" and one.content[:3] == b"\xff\xd8\xff"
+
+
+def test_neighbours_are_numbered_keys_that_reproduce_their_images(client):
+    body = {"key": {"seed": 5}, "count": 4, "strength": 0.8, "seed": 2}
+    r = client.post("/api/neighbours", json=body).json()
+    assert len(r["images"]) == len(r["keys"]) == 4
+    again = client.post("/api/generate", json={"keys": r["keys"][2:3], "format": "png"}).json()["images"][0]
+    neigh = client.post("/api/neighbours", json={**body, "count": 3}).json()["keys"][2]
+    assert decode_data_url(again).shape == (32, 32, 3)
+    assert neigh == r["keys"][2]  # the neighbour's key does not depend on how many were asked for
+    imgs = [decode_data_url(u).astype(int) for u in r["images"]]
+    assert np.abs(imgs[0] - imgs[1]).mean() > 1  # different neighbours differ
+    parent = client.post("/api/generate", json={"keys": [{"seed": 5}]}).json()["images"][0]
+    zero = client.post("/api/neighbours", json={**body, "strength": 0.0, "count": 1}).json()["images"][0]
+    assert np.array_equal(decode_data_url(zero), decode_data_url(parent))
+
+
+def test_interpolation_frames_start_and_end_at_the_keys(client):
+    frames = client.post("/api/interpolate", json={"a": {"seed": 1}, "b": {"seed": 2}, "frames": 5}).json()["images"]
+    ends = client.post("/api/generate", json={"seeds": [1, 2]}).json()["images"]
+    assert len(frames) == 5
+    assert np.array_equal(decode_data_url(frames[0]), decode_data_url(ends[0]))
+    assert np.array_equal(decode_data_url(frames[-1]), decode_data_url(ends[1]))
+
+
+def test_keys_validate_and_unknown_drawings_are_404(client):
+    assert client.post("/api/generate", json={"keys": [{"seed": 1, "drawing": "x"}]}).status_code == 422
+    assert client.post("/api/generate", json={"keys": [{"w": [0.1] * 7}]}).status_code == 400
+    assert client.post("/api/generate", json={"keys": [{"w": [0.1] * 32}]}).status_code == 200
+    r = client.post("/api/generate", json={"keys": [{"drawing": "0123456789abcdef"}]})
+    assert r.status_code == 404 and "0123456789abcdef" in r.json()["detail"]
+    assert client.post("/api/generate", json={"seeds": [1], "keys": [{"seed": 1}]}).status_code == 422
+
+
+def test_micro_batching_shares_forward_passes_and_matches_single_renders(tiny_model):
+    async def run(batching):
+        engine = Engine(tiny_model, torch.device("cpu"), max_batch=16, max_wait_ms=20, batching=batching)
+        engine.start()
+        z = torch.from_numpy(np.random.RandomState(0).randn(12, 32)).float()
+        try:
+            out = await asyncio.gather(*(engine.render(GenItem(z=z[i], psi=0.7, fmt="raw")) for i in range(12)))
+        finally:
+            await engine.stop()
+        return np.stack(out), engine.batcher.batches
+
+    batched, n_batched = asyncio.run(run(True))
+    single, n_single = asyncio.run(run(False))
+    assert n_single == 12 and n_batched < 4
+    assert np.abs(batched.astype(int) - single.astype(int)).max() <= 1  # batched maths == one at a time
+
+
+def test_walk_websocket_streams_frames_and_reports_bad_specs(client):
+    with client.websocket_connect("/api/walk/ws") as ws:
+        ws.send_text('{"keys": [{"seed": 1}], "mode": "loop"')
+        assert ws.receive_json()["type"] == "error"
+        ws.send_json({"keys": [{"seed": 1}, {"seed": 2}], "mode": "ballad", "frames": 6, "stops": 3, "fps": 30})
+        msg = ws.receive_json()
+        assert msg["type"] == "walk" and msg["frames"] == 2 * (3 * 2) + 2 * 6
+        frames = [ws.receive_bytes() for _ in range(3)]
+        assert all(f[:3] == b"\xff\xd8\xff" for f in frames)
+
+
+def test_render_job_writes_an_mp4_with_every_frame(client):
+    import av
+
+    r = client.post("/api/render", json={"keys": [{"seed": 1}, {"seed": 2}, {"seed": 3}], "frames": 5, "fps": 10})
+    assert r.status_code == 202
+    job = r.json()["job"]
+    from .conftest import wait_for
+
+    status = wait_for(lambda: (s := client.get(f"/api/jobs/{job}").json())["status"] in ("done", "failed") and s)
+    assert status["status"] == "done", status
+    video = client.get(f"/api/jobs/{job}/video")
+    assert video.status_code == 200 and video.headers["content-type"] == "video/mp4"
+    import io
+
+    with av.open(io.BytesIO(video.content)) as container:
+        frames = list(container.decode(video=0))
+    assert len(frames) == 2 * 5 == status["result"]["frames"] and frames[0].width == 32
+    assert client.post("/api/render", json={"keys": []}).status_code == 422

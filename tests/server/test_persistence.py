@@ -1,0 +1,46 @@
+"""A restart loses nothing: drawings, latents, the gallery and pending jobs survive and jobs resume."""
+
+from __future__ import annotations
+
+import numpy as np
+
+from .conftest import decode_data_url, png_bytes, wait_for
+
+
+def test_restart_keeps_everything_and_resumes_pending_jobs(make_client, tmp_path):
+    data = tmp_path / "data"
+    first = make_client(data)
+    done = first.post("/api/drawings", content=png_bytes(), headers={"content-type": "image/png"}).json()["id"]
+    wait_for(lambda: first.get(f"/api/drawings/{done}").json()["status"] == "done")
+    latent_before = first.get(f"/api/drawings/{done}/latent", params={"format": "json"}).json()["w"]
+    first.__exit__(None, None, None)
+
+    # a server that stops before its job runs (start_jobs=False keeps the job pending)
+    second = make_client(data, start_jobs=False)
+    pending = second.post("/api/drawings", content=png_bytes(colour="blue"),
+                          headers={"content-type": "image/png"}).json()
+    assert second.get(f"/api/jobs/{pending['job']}").json()["status"] == "queued"
+    second.__exit__(None, None, None)
+
+    third = make_client(data)
+    assert third.get(f"/api/drawings/{done}/latent", params={"format": "json"}).json()["w"] == latent_before
+    wait_for(lambda: third.get(f"/api/jobs/{pending['job']}").json()["status"] == "done")
+    entries = third.get("/api/gallery").json()["entries"]
+    assert [e["drawing"] for e in entries] == [done, pending["id"]]
+    img = third.post("/api/generate", json={"keys": [{"drawing": done}]}).json()["images"][0]
+    assert decode_data_url(img).std() > 1
+    assert not list(data.rglob("*.tmp*"))  # atomic writes leave no temporary files
+
+
+def test_projection_moves_the_latent_towards_the_drawing(make_client):
+    client = make_client(project_budget_s=1.0)
+    drawing = client.post("/api/project", content=png_bytes((32, 32), draw_line=False),
+                          headers={"content-type": "image/png"}).json()
+    wait_for(lambda: client.get(f"/api/jobs/{drawing['job']}").json()["status"] == "done")
+    assert client.get("/api/gallery").json()["entries"] == []  # /api/project does not join the wall
+    img = decode_data_url(client.post("/api/generate", json={"keys": [{"drawing": drawing["id"]}],
+                                                             "format": "png"}).json()["images"][0])
+    seeds = [decode_data_url(u) for u in client.post("/api/generate", json={"seeds": list(range(4)), "format": "png"})
+             .json()["images"]]
+    white = np.full_like(img, 255).astype(int)
+    assert np.abs(img.astype(int) - white).mean() < min(np.abs(s.astype(int) - white).mean() for s in seeds)
