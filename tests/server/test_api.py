@@ -142,3 +142,10 @@ def test_render_job_writes_an_mp4_with_every_frame(client):
         frames = list(container.decode(video=0))
     assert len(frames) == 2 * 5 == status["result"]["frames"] and frames[0].width == 32
     assert client.post("/api/render", json={"keys": []}).status_code == 422
+
+
+def test_runway_endpoints_answer_cross_origin_requests_and_the_api_does_not(client):
+    pre = client.options("/query", headers={"Origin": "http://p5js.example", "Access-Control-Request-Method": "POST"})
+    assert pre.status_code == 204 and pre.headers["access-control-allow-origin"] == "*"
+    assert client.get("/info").headers["access-control-allow-origin"] == "*"
+    assert "access-control-allow-origin" not in client.get("/api/model").headers

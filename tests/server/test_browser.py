@@ -164,3 +164,16 @@ def test_wall_screens_share_the_server_clock(tmp_path, browser):
         a, b, other = (shot(p) for p in pages)
     same, different = np.abs(a - b).mean(), np.abs(a - other).mean()
     assert same < 8 and different > 3 * same, (same, different)
+
+
+def test_runway_spacewalk_example_walks(server, browser):
+    page = browser.new_page(viewport={"width": 320, "height": 320})
+    errors = []
+    page.on("pageerror", lambda e: errors.append(str(e)))
+    page.goto(server + "/examples/spacewalk/?speed=0.05")
+    page.wait_for_function("window.spacewalk && spacewalk.frames > 2")
+    first = shot(page)
+    page.wait_for_function(f"spacewalk.frames > {page.evaluate('spacewalk.frames') + 4}")
+    later = shot(page)
+    assert first.std() > 10 and np.abs(first - later).mean() > 1  # an image, and it moves
+    assert errors == []

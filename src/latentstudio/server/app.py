@@ -81,12 +81,39 @@ def create_app(config: ServeConfig, model=None) -> FastAPI:
                   description="Local StyleGAN server: RunwayML-compatible /query and /info, the studio API, "
                               "and the Studio, Draw and Wall pages.")
     _add_error_handlers(app)
+    app.middleware("http")(_runway_cors)
     from .routes import admin, api, drawings, jobs, runway, stream
 
     for module in (runway, api, drawings, jobs, stream, admin):
         app.include_router(module.router)
     _add_pages(app)
     return app
+
+
+RUNWAY_PATHS = ("/query", "/info", "/data", "/error")
+
+
+async def _runway_cors(request: Request, call_next):
+    """RunwayML's local server answered any origin; so do its endpoints here (and only those: the studio API and
+    the admin actions stay same-origin)."""
+    if request.url.path not in RUNWAY_PATHS:
+        return await call_next(request)
+    if request.method == "OPTIONS":
+        response = Response(status_code=204)
+    else:
+        response = await call_next(request)
+    response.headers["Access-Control-Allow-Origin"] = "*"
+    response.headers["Access-Control-Allow-Methods"] = "GET, POST, OPTIONS"
+    response.headers["Access-Control-Allow-Headers"] = "Content-Type"
+    return response
+
+
+def examples_dir() -> Path | None:
+    """examples/ of the source checkout (served at /examples/ so the sketches run same-origin)."""
+    for parent in Path(__file__).resolve().parents[:4]:
+        if (parent / "examples" / "spacewalk").is_dir():
+            return parent / "examples"
+    return None
 
 
 def _lookup_latent(store: Store, drawing_id: str):
@@ -136,6 +163,9 @@ def _add_pages(app: FastAPI) -> None:
                                        "(scripts/setup-pages.sh)"}, status_code=503)
 
     app.mount("/static", StaticFiles(directory=STATIC), name="static")
+    examples = examples_dir()
+    if examples is not None:
+        app.mount("/examples", StaticFiles(directory=examples, html=True), name="examples")
 
 
 def _page(name: str):
