@@ -44,9 +44,11 @@ function frameSocket(path, { onFrame, onMessage, onOpen, reconnect = true }) {
   return state;
 }
 
-// Draw a bitmap to cover a w x h area (centre crop), as a wall screen should.
-function drawCover(ctx, bitmap, w, h) {
-  const s = Math.max(w / bitmap.width, h / bitmap.height);
+// Draw a bitmap into a w x h area: "contain" shows all of it (black bars), "cover" fills the area (centre crop).
+function drawCover(ctx, bitmap, w, h, fit = "cover") {
+  const s = fit === "contain" ? Math.min(w / bitmap.width, h / bitmap.height)
+    : Math.max(w / bitmap.width, h / bitmap.height);
+  if (fit === "contain") { ctx.fillStyle = "#000"; ctx.fillRect(0, 0, w, h); }
   const dw = bitmap.width * s, dh = bitmap.height * s;
   ctx.imageSmoothingEnabled = true;
   ctx.imageSmoothingQuality = "high";

@@ -5,6 +5,7 @@
 const params = new URLSearchParams(location.search);
 const screenIndex = Math.max(0, Number(params.get("screen") || 0));
 const screenCount = Math.max(1, Number(params.get("of") || 1));
+const fit = params.get("fit") === "cover" ? "cover" : "contain";  // ?fit=cover fills the screen, cropping
 const wall = { bitmap: null, frames: 0, members: [], started: performance.now(), shownAt: 0 };
 window.wallStats = wall;  // read by the browser tests and the benchmark
 
@@ -31,7 +32,7 @@ function draw() {
   if (!wall.bitmap) { background(0); return; }
   if (wall.shownAt === wall.frames) return;  // nothing new to paint
   wall.shownAt = wall.frames;
-  drawCover(drawingContext, wall.bitmap, width, height);
+  drawCover(drawingContext, wall.bitmap, width, height, fit);
 }
 
 function windowResized() { resizeCanvas(windowWidth, windowHeight); wall.shownAt = -1; }
