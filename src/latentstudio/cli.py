@@ -17,6 +17,7 @@ COMMANDS = (
     ("import", "latentstudio.commands.import_pkl"),
     ("init-model", "latentstudio.commands.init_model"),
     ("prepare", "latentstudio.commands.prepare"),
+    ("metrics", "latentstudio.commands.metrics"),
     ("serve", "latentstudio.commands.serve"),
 )
 
