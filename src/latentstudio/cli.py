@@ -19,6 +19,9 @@ COMMANDS = (
     ("prepare", "latentstudio.commands.prepare"),
     ("metrics", "latentstudio.commands.metrics"),
     ("serve", "latentstudio.commands.serve"),
+    ("walk", "latentstudio.commands.walk"),
+    ("neighbours", "latentstudio.commands.neighbours"),
+    ("render", "latentstudio.commands.render"),
 )
 
 

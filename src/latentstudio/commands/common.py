@@ -40,15 +40,17 @@ def positive_int(text: str) -> int:
     return value
 
 
-def write_run_record(out_dir: str | Path, command: str, args: argparse.Namespace, extra: dict | None = None) -> Path:
-    """Write the resolved settings of a run next to its outputs, so every result can be reproduced."""
+def write_run_record(out_dir: str | Path, command: str, args: argparse.Namespace, extra: dict | None = None,
+                     filename: str | None = None) -> Path:
+    """Write the resolved settings of a run next to its outputs, so every result can be reproduced
+    (as `<command>.json`, or `filename` when several runs share a folder, e.g. `walk.mp4.json`)."""
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
     settings = {k: (str(v) if isinstance(v, Path) else v) for k, v in vars(args).items() if k != "func"}
     record = {"command": command, "argv": sys.argv[1:], "settings": settings, "latentstudio": __version__,
               "time": time.strftime("%Y-%m-%dT%H:%M:%S%z")}
     record.update(extra or {})
-    path = out / f"{command}.json"
+    path = out / (filename or f"{command}.json")
     path.write_text(json.dumps(record, indent=2, default=str) + "\n")
     return path
 

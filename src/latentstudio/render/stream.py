@@ -1,0 +1,150 @@
+"""Streaming timelines into pictures: frame iterators for live use, and a renderer that overlaps generation with
+encoding (the encoder runs in a thread, fed through a small bounded queue, so memory stays flat).
+
+    frames = iter_frames(G, timeline, FrameLayout(size=(640, 360), fit="fill"), batch=8)  # uint8 batches
+    stats = render(G, [timeline], [open_writer("walk.mp4", size, fps=30)], layout)          # one screen
+    stats = render(G, screens, writers, layout, preview=open_writer("preview.mp4", ...))    # S screens + tiles
+
+`render` closes the writers it was given when it finishes, and aborts them (no partial files) on any error.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import queue
+import threading
+import time
+from collections.abc import Iterator, Sequence
+
+import numpy as np
+import torch
+
+from ..latent.timeline import Timeline
+from ..utils.progress import bar
+from .layout import FrameLayout, tile_frames
+from .video import FrameWriter
+
+
+@dataclasses.dataclass
+class RenderStats:
+    frames: int = 0  # frames per screen
+    screens: int = 1
+    seconds: float = 0.0  # wall time, end to end
+    generate_seconds: float = 0.0  # time the main thread spent making latents and images
+    encode_seconds: float = 0.0  # time the encoder thread was busy (layout, conversion, encoding)
+
+    @property
+    def fps(self) -> float:
+        return self.frames * self.screens / self.seconds if self.seconds else 0.0
+
+    def to_dict(self) -> dict:
+        return {**dataclasses.asdict(self), "fps": round(self.fps, 2)}
+
+
+@torch.no_grad()
+def iter_images(G, timeline: Timeline, batch: int = 8, noise_mode: str = "const", start: int = 0,
+                stop: int | None = None) -> Iterator[torch.Tensor]:
+    """Images [B, C, H, W] in [-1, 1] (on G's device) for frames start..stop-1 of a timeline."""
+    for ws in timeline.iter_ws(G, batch, start, stop):
+        yield G.synthesis(ws, noise_mode=noise_mode)
+
+
+def iter_frames(G, timeline: Timeline, layout: FrameLayout | None = None, batch: int = 8, noise_mode: str = "const",
+                start: int = 0, stop: int | None = None) -> Iterator[np.ndarray]:
+    """uint8 frames [B, H, W, C] laid out for the screen; for live previews and streaming (no encoding)."""
+    layout = layout or FrameLayout()
+    for images in iter_images(G, timeline, batch, noise_mode, start, stop):
+        yield layout.apply(images)
+
+
+class _Encoder(threading.Thread):
+    """Consumes lists of image batches (one per screen): layout, uint8, every writer, the tiled preview."""
+
+    def __init__(self, layout: FrameLayout, writers: Sequence[FrameWriter], preview: FrameWriter | None,
+                 preview_cols: int | None, preview_tile: int, depth: int = 2):
+        super().__init__(name="latentstudio-encoder", daemon=True)
+        self.layout, self.writers, self.preview = layout, list(writers), preview
+        self.preview_cols, self.preview_tile = preview_cols, preview_tile
+        self.inbox: queue.Queue = queue.Queue(maxsize=depth)
+        self.error: BaseException | None = None
+        self.busy = 0.0
+
+    def run(self):
+        while True:
+            item = self.inbox.get()
+            if item is None:
+                return
+            if self.error is not None:
+                continue  # keep draining so the producer never blocks; it will see the error
+            try:
+                t0 = time.perf_counter()
+                frames = [self.layout.apply(images) for images in item]
+                for writer, batch in zip(self.writers, frames, strict=True):
+                    writer.write(batch)
+                if self.preview is not None:
+                    self.preview.write(tile_frames(frames, self.preview_cols, self.preview_tile))
+                self.busy += time.perf_counter() - t0
+            except BaseException as exc:  # noqa: BLE001 - handed to the producer thread and raised there
+                self.error = exc
+
+    def put(self, item) -> None:
+        while True:
+            if self.error is not None:
+                raise self.error
+            try:
+                self.inbox.put(item, timeout=0.1)
+                return
+            except queue.Full:
+                continue
+
+    def finish(self) -> None:
+        self.inbox.put(None)
+        self.join()
+        if self.error is not None:
+            raise self.error
+
+
+@torch.no_grad()
+def render(G, timelines: Sequence[Timeline], writers: Sequence[FrameWriter], layout: FrameLayout | None = None,
+           batch: int = 8, noise_mode: str = "const", preview: FrameWriter | None = None,
+           preview_cols: int | None = None, preview_tile: int = 256, progress: bool = True,
+           desc: str = "render") -> RenderStats:
+    """Render S timelines (same frame count) into S writers (+ an optional tiled preview), generating the next
+    batch while the previous one is encoded. Closes the writers; aborts them on error."""
+    layout = layout or FrameLayout()
+    timelines = list(timelines)
+    total = timelines[0].num_frames
+    if any(t.num_frames != total for t in timelines):
+        raise ValueError(f"render: every screen needs the same frame count, got {[t.num_frames for t in timelines]}")
+    all_writers = list(writers) + ([preview] if preview is not None else [])
+    encoder = _Encoder(layout, writers, preview, preview_cols, preview_tile)
+    stats = RenderStats(frames=total, screens=len(timelines))
+    progress_bar = bar(total, desc=desc, unit="frame") if progress else None
+    t_start = time.perf_counter()
+    encoder.start()
+    try:
+        for i in range(0, total, batch):
+            t0 = time.perf_counter()
+            idx = np.arange(i, min(i + batch, total))
+            images = [G.synthesis(t.ws(G, idx), noise_mode=noise_mode) for t in timelines]
+            stats.generate_seconds += time.perf_counter() - t0
+            encoder.put(images)
+            if progress_bar is not None:
+                progress_bar.update(len(idx))
+        encoder.finish()
+        for writer in all_writers:
+            writer.close()
+    except BaseException:
+        if encoder.is_alive():
+            encoder.error = encoder.error or RuntimeError("render stopped")
+            encoder.inbox.put(None)
+            encoder.join(timeout=10)
+        for writer in all_writers:
+            writer.abort()
+        raise
+    finally:
+        if progress_bar is not None:
+            progress_bar.close()
+    stats.seconds = time.perf_counter() - t_start
+    stats.encode_seconds = encoder.busy
+    return stats

@@ -1,0 +1,214 @@
+"""Frame writers: H.264 MP4 (PyAV, or imageio-ffmpeg's ffmpeg), GIF (PyAV), numbered PNG frames.
+
+All take uint8 batches [B, H, W, C] and stream them out, so memory does not grow with the video's length:
+
+    with open_writer("walk.mp4", fps=30, size=(1920, 1080)) as out:
+        for frames in batches:
+            out.write(frames)
+
+A file is written under a temporary name and renamed when `close()` succeeds; `abort()` (called when the
+`with` block raises) removes it, so a failed render never leaves a truncated video behind. Both MP4
+backends ship FFmpeg (with libx264) in their wheels: `pip install 'latentstudio[video]'`.
+"""
+
+from __future__ import annotations
+
+import os
+from fractions import Fraction
+from pathlib import Path
+
+import numpy as np
+from PIL import Image
+
+from ..errors import UserError, require
+
+FORMATS = ("mp4", "gif", "png")
+BACKENDS = ("auto", "pyav", "ffmpeg")
+
+
+def _fps(fps) -> Fraction:
+    value = Fraction(fps).limit_denominator(1001)
+    if value <= 0 or value > 240:
+        raise UserError(f"--fps {fps}: use a frame rate between 1 and 240")
+    return value
+
+
+def _rgb(frame: np.ndarray) -> np.ndarray:
+    return frame if frame.shape[2] == 3 else np.repeat(frame, 3, axis=2)
+
+
+def _partial(path: Path) -> Path:
+    return path.with_name(f".{path.stem}.partial{path.suffix}")
+
+
+class FrameWriter:
+    """Base class: `write(frames [B, H, W, C] uint8)`, `close()`, `abort()`; a context manager."""
+
+    def __init__(self, path: str | Path, size: tuple[int, int], fps=30):
+        self.path = Path(path)
+        self.size = (int(size[0]), int(size[1]))
+        self.fps = _fps(fps)
+        self.frames_written = 0
+
+    def write(self, frames: np.ndarray) -> None:
+        frames = np.asarray(frames)
+        if frames.ndim != 4 or (frames.shape[2], frames.shape[1]) != self.size or frames.dtype != np.uint8:
+            raise ValueError(f"{self.path}: expected uint8 frames [B, {self.size[1]}, {self.size[0]}, C], "
+                             f"got {frames.dtype} {list(frames.shape)}")
+        for frame in frames:
+            self._write_one(frame)
+            self.frames_written += 1
+
+    def _write_one(self, frame: np.ndarray) -> None:
+        """Write one [H, W, C] frame (C = 1 or 3)."""
+        raise NotImplementedError
+
+    def close(self) -> None:
+        raise NotImplementedError
+
+    def abort(self) -> None:
+        """Stop and remove what was written (best effort)."""
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, exc_type, exc, tb):
+        if exc_type is None:
+            self.close()
+        else:
+            self.abort()
+
+
+class PyAVWriter(FrameWriter):
+    """MP4 (libx264, yuv420p) or GIF (per-frame palette) through PyAV's bundled FFmpeg."""
+
+    def __init__(self, path, size, fps=30, crf: int = 18, preset: str = "medium", gif: bool = False):
+        super().__init__(path, size, fps)
+        av = require("av", "video", "writing MP4/GIF video")
+        self.av, self.gif = av, gif
+        self.tmp = _partial(self.path)
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        options = {} if gif else {"movflags": "+faststart"}
+        self.container = av.open(str(self.tmp), mode="w", format="gif" if gif else "mp4", options=options)
+        self.stream = self.container.add_stream("gif" if gif else "libx264", rate=self.fps)
+        self.stream.width, self.stream.height = self.size
+        self.stream.pix_fmt = "pal8" if gif else "yuv420p"
+        if not gif:
+            self.stream.options = {"crf": str(int(crf)), "preset": preset}
+
+    def _write_one(self, frame):
+        frame = _rgb(frame)
+        if self.gif:
+            q = Image.fromarray(frame).quantize(256, dither=Image.Dither.NONE)
+            rgb = np.zeros((256, 3), np.uint8)
+            pal = np.asarray(q.getpalette()[:768], np.uint8).reshape(-1, 3)
+            rgb[:len(pal)] = pal
+            argb = np.concatenate([np.full((256, 1), 255, np.uint8), rgb], axis=1)
+            vf = self.av.VideoFrame.from_ndarray((np.asarray(q), argb), format="pal8")
+        else:
+            vf = self.av.VideoFrame.from_ndarray(np.ascontiguousarray(frame), format="rgb24")
+        vf.pts = self.frames_written
+        vf.time_base = 1 / self.fps
+        for packet in self.stream.encode(vf):
+            self.container.mux(packet)
+
+    def close(self):
+        for packet in self.stream.encode():
+            self.container.mux(packet)
+        self.container.close()
+        os.replace(self.tmp, self.path)
+
+    def abort(self):
+        try:
+            self.container.close()
+        except Exception:  # noqa: BLE001 - the container may already be broken; removing the file matters
+            pass
+        self.tmp.unlink(missing_ok=True)
+
+
+class FFmpegWriter(FrameWriter):
+    """MP4 (libx264) through the ffmpeg executable that imageio-ffmpeg ships, fed through a pipe."""
+
+    def __init__(self, path, size, fps=30, crf: int = 18, preset: str = "medium"):
+        super().__init__(path, size, fps)
+        iio = require("imageio_ffmpeg", "video", "writing MP4 video")
+        self.tmp = _partial(self.path)
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        self.gen = iio.write_frames(str(self.tmp), self.size, fps=float(self.fps), codec="libx264",
+                                    pix_fmt_in="rgb24", pix_fmt_out="yuv420p", quality=None, macro_block_size=1,
+                                    output_params=["-crf", str(int(crf)), "-preset", preset,
+                                                   "-movflags", "+faststart"], ffmpeg_log_level="error")
+        self.gen.send(None)
+
+    def _write_one(self, frame):
+        self.gen.send(np.ascontiguousarray(_rgb(frame)).tobytes())
+
+    def close(self):
+        self.gen.close()
+        os.replace(self.tmp, self.path)
+
+    def abort(self):
+        try:
+            self.gen.close()
+        except Exception:  # noqa: BLE001 - ffmpeg may have died already; removing the file matters
+            pass
+        self.tmp.unlink(missing_ok=True)
+
+
+class PngWriter(FrameWriter):
+    """Numbered PNG frames in a directory: frame_000000.png, frame_000001.png, ..."""
+
+    def __init__(self, path, size, fps=30, compress_level: int = 3):
+        super().__init__(path, size, fps)
+        self.path.mkdir(parents=True, exist_ok=True)
+        self.compress_level = compress_level
+
+    def _write_one(self, frame):
+        image = Image.fromarray(frame[..., 0], "L") if frame.shape[2] == 1 else Image.fromarray(frame, "RGB")
+        image.save(self.path / f"frame_{self.frames_written:06d}.png", compress_level=self.compress_level)
+
+    def close(self):
+        pass
+
+
+def format_for(path: str | Path, format: str | None = None) -> str:
+    """'mp4', 'gif' or 'png' (a directory of frames) from an explicit format or the output's suffix."""
+    if format:
+        if format not in FORMATS:
+            raise UserError(f"--format {format!r}: use mp4, gif or png")
+        return format
+    suffix = Path(path).suffix.lower()
+    if suffix in (".mp4", ".gif"):
+        return suffix[1:]
+    if suffix in ("", "/") or Path(path).is_dir():
+        return "png"
+    raise UserError(f"--out {path}: use a .mp4 or .gif file, or a directory for PNG frames")
+
+
+def pick_backend(backend: str = "auto") -> str:
+    if backend not in BACKENDS:
+        raise UserError(f"--backend {backend!r}: use auto, pyav or ffmpeg")
+    if backend != "auto":
+        return backend
+    import importlib.util
+
+    if importlib.util.find_spec("av") is not None:
+        return "pyav"
+    if importlib.util.find_spec("imageio_ffmpeg") is not None:
+        return "ffmpeg"
+    raise UserError("writing MP4 video needs PyAV or imageio-ffmpeg: pip install 'latentstudio[video]'")
+
+
+def open_writer(path: str | Path, size: tuple[int, int], fps=30, format: str | None = None, backend: str = "auto",
+                crf: int = 18, preset: str = "medium") -> FrameWriter:
+    """A writer for `path` by format (mp4 / gif / png, from the suffix when not given)."""
+    fmt = format_for(path, format)
+    if fmt == "png":
+        return PngWriter(path, size, fps)
+    if fmt == "gif":
+        return PyAVWriter(path, size, fps, gif=True)
+    if size[0] % 2 or size[1] % 2:
+        raise UserError(f"--size {size[0]}x{size[1]}: H.264 video needs an even width and height")
+    if pick_backend(backend) == "pyav":
+        return PyAVWriter(path, size, fps, crf=crf, preset=preset)
+    return FFmpegWriter(path, size, fps, crf=crf, preset=preset)

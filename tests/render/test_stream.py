@@ -1,0 +1,122 @@
+"""The renderer: flat memory however long the video, generation overlapping encoding, errors surface, screens."""
+
+import threading
+import tracemalloc
+
+import numpy as np
+import pytest
+import torch
+
+from latentstudio.latent.moves import hold, interpolation, noise_loop, spacewalk
+from latentstudio.latent.space import LatentSpace
+from latentstudio.latent.timeline import Timeline
+from latentstudio.render.layout import FrameLayout
+from latentstudio.render.stream import iter_frames, render
+from latentstudio.render.video import FrameWriter, open_writer
+
+from .fakes import FakeG
+
+av = pytest.importorskip("av")
+
+
+def walk(G, frames: int, seed: int = 0) -> Timeline:
+    space = LatentSpace("w")
+    centre = space.from_z(G, torch.from_numpy(np.random.RandomState(seed).randn(1, G.z_dim).astype(np.float32)))[0]
+    return Timeline(space, [spacewalk(centre, space, frames=frames, radius=1.0, speed=0.05, seed=seed)])
+
+
+class RecordingWriter(FrameWriter):
+    """Keeps nothing but a count and a checksum; optional hooks to block or fail."""
+
+    def __init__(self, size, on_write=None):
+        super().__init__("memory", size)
+        self.on_write, self.checksum, self.closed, self.aborted = on_write, 0, False, False
+
+    def _write_one(self, frame):
+        if self.on_write is not None:
+            self.on_write(self.frames_written)
+        self.checksum += int(frame.sum())
+
+    def close(self):
+        self.closed = True
+
+    def abort(self):
+        self.aborted = True
+
+
+def test_memory_stays_flat_however_long_the_video(tmp_path):
+    G = FakeG(resolution=32)
+    layout = FrameLayout(size=(96, 96))  # 27 KB a frame: keeping 3000 frames would cost ~80 MB
+
+    def peak(frames: int) -> int:
+        tracemalloc.start()
+        try:
+            render(G, [walk(G, frames)], [open_writer(tmp_path / f"{frames}.mp4", (96, 96), preset="ultrafast")],
+                   layout, batch=16, progress=False)
+            return tracemalloc.get_traced_memory()[1]
+        finally:
+            tracemalloc.stop()
+
+    short, long = peak(300), peak(3000)
+    assert long < short + 4_000_000, (short, long)
+    with av.open(str(tmp_path / "3000.mp4")) as c:
+        assert c.streams.video[0].frames == 3000
+
+
+def test_generation_overlaps_encoding():
+    second_batch_started = threading.Event()
+    G = FakeG(on_synthesis=lambda calls: second_batch_started.set() if calls >= 2 else None)
+    overlapped = []
+
+    def on_write(index):
+        if index == 0:  # still encoding batch 1: batch 2 must be generated meanwhile
+            overlapped.append(second_batch_started.wait(timeout=20))
+
+    writer = RecordingWriter((32, 32), on_write)
+    stats = render(G, [walk(G, 24)], [writer], batch=8, progress=False)
+    assert overlapped == [True] and writer.frames_written == 24 and writer.closed
+    assert stats.frames == 24 and stats.encode_seconds > 0 and stats.generate_seconds > 0
+
+
+def test_encoder_errors_surface_and_abort_every_writer(tmp_path):
+    G = FakeG()
+
+    def fail(index):
+        if index == 10:
+            raise OSError("disk full")
+
+    good = open_writer(tmp_path / "good.mp4", (32, 32))
+    bad = RecordingWriter((32, 32), fail)
+    with pytest.raises(OSError, match="disk full"):
+        render(G, [walk(G, 64), walk(G, 64, seed=1)], [good, bad], batch=4, progress=False)
+    assert bad.aborted and not bad.closed
+    assert list(tmp_path.iterdir()) == []  # the half-written MP4 is gone
+
+
+def test_screens_and_preview_stay_in_sync(tmp_path):
+    G = FakeG()
+    space = LatentSpace("w")
+    keys = [space.from_z(G, torch.full((1, 8), v))[0] for v in (-2.0, 2.0)]
+    screens = [Timeline(space, [interpolation(keys[0], keys[1], 20), hold(keys[1], 5)], offset=o) for o in (0, 10)]
+    writers = [RecordingWriter((32, 32)) for _ in screens]
+    preview = RecordingWriter((68, 32))
+    render(G, screens, writers, batch=6, preview=preview, preview_cols=2, preview_tile=32, progress=False)
+    assert [w.frames_written for w in writers + [preview]] == [25, 25, 25]
+    assert preview.checksum == sum(w.checksum for w in writers)  # tiles at full size: the same pixels
+    with pytest.raises(ValueError, match="same frame count"):
+        other = Timeline(space, [hold(keys[0], 7)])
+        render(G, [screens[0], other], [RecordingWriter((32, 32)) for _ in range(2)], progress=False)
+
+
+def test_iter_frames_gives_what_render_writes(tmp_path):
+    G = FakeG()
+    space = LatentSpace("w")
+    centre = space.from_z(G, torch.ones(1, 8))[0]
+    timeline = Timeline(space, [noise_loop(centre, space, stops=3, frames=5, sigma=0.5, seed=2)])
+    layout = FrameLayout(size=(40, 24), fit="fill")
+    frames = np.concatenate(list(iter_frames(G, timeline, layout, batch=4)))
+    assert frames.shape == (15, 24, 40, 3)
+    render(G, [timeline], [open_writer(tmp_path / "png", (40, 24))], layout, batch=7, progress=False)
+    from PIL import Image
+
+    assert np.array_equal(np.asarray(Image.open(tmp_path / "png" / "frame_000011.png")), frames[11])
