@@ -149,3 +149,15 @@ def test_discriminator_minibatch_std_group():
         D(torch.randn(3, 3, 32, 32))
     D2 = Discriminator(D.config.replace(epilogue=D.config.epilogue.replace(mbstd_group_size=None)))
     assert D2(torch.randn(3, 3, 32, 32)).shape == (3, 1)
+
+
+def test_discriminator_with_reduced_precision_blocks_runs_resnet_and_orig():
+    # Regression: with num_fp16_res > 0 the resnet/orig D read img.device after img had become None.
+    for arch in ("resnet", "orig", "skip"):
+        preset = get_preset("tiny", resolution=16)
+        D = Discriminator(preset.discriminator.replace(num_fp16_res=2, conv_clamp=256, architecture=arch)).eval()
+        img = torch.randn(2, 3, 16, 16)
+        out = D(img)
+        assert out.shape == (2, 1) and torch.isfinite(out).all()
+        low = D(img, precision="bf16")
+        assert torch.isfinite(low).all() and (low - out).abs().max() < 0.1 * out.abs().max() + 0.05

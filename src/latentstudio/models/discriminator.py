@@ -43,7 +43,8 @@ class DiscriminatorBlock(torch.nn.Module):
                                     trainable=trainable(), resample_filter=resample_filter)
 
     def forward(self, x, img, precision=None):
-        dtype = reduced_dtype(precision, img.device) if self.use_fp16 else torch.float32
+        device = x.device if x is not None else img.device  # resnet/orig: img is None after the first block
+        dtype = reduced_dtype(precision, device) if self.use_fp16 else torch.float32
         if x is not None:
             x = x.to(dtype)
         if self.in_channels == 0 or self.architecture == "skip":
