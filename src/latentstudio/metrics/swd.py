@@ -10,6 +10,7 @@ Low levels compare coarse structure, high levels fine detail.
 
 from __future__ import annotations
 
+import numpy as np
 import torch
 import torch.nn.functional as F
 
@@ -97,11 +98,16 @@ def sliced_wasserstein(a: torch.Tensor, b: torch.Tensor, generator: torch.Genera
     for _ in range(repeats):
         dirs = torch.randn(a.shape[1], dirs_per_repeat, generator=generator).to(a.device)
         dirs = dirs / dirs.norm(dim=0, keepdim=True)
-        # [dirs, M] so each sort runs over contiguous memory (several times faster than sorting columns).
-        pa, _ = torch.sort((a @ dirs).T.contiguous(), dim=1)
-        pb, _ = torch.sort((b @ dirs).T.contiguous(), dim=1)
+        pa, pb = _sorted_rows((a @ dirs).T), _sorted_rows((b @ dirs).T)
         results.append((pa - pb).abs().mean())
     return float(torch.stack(results).mean())
+
+
+def _sorted_rows(x: torch.Tensor) -> torch.Tensor:
+    """Sort each row. On CPU numpy's vectorised sort is about 10x faster than torch.sort (bench/data.py)."""
+    if x.device.type == "cpu":
+        return torch.from_numpy(np.sort(x.contiguous().numpy(), axis=1))
+    return torch.sort(x, dim=1).values
 
 
 def swd_from_descriptors(real: list[torch.Tensor], fake: list[torch.Tensor], resolutions: list[int],
