@@ -22,6 +22,7 @@ COMMANDS = (
     ("walk", "latentstudio.commands.walk"),
     ("neighbours", "latentstudio.commands.neighbours"),
     ("render", "latentstudio.commands.render"),
+    ("train", "latentstudio.commands.train"),
 )
 
 

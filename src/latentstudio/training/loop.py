@@ -1,0 +1,314 @@
+"""The training loop: phases per step, ticks, snapshots, resume.
+
+    from latentstudio.training import train
+    train("datasets/smiles", "runs/smiles", preset="cpu128", kimg=200, aug="ada")
+
+One step reads one batch of reals and runs the StyleGAN2 phases: G main loss, G path-length (every 4th
+step), D main loss, D R1 (every 16th step); then the EMA and ADA updates. A tick is `tick_kimg` thousand
+images; every `snap` ticks (and at the end, and on Ctrl-C / SIGTERM between two steps) a snapshot is
+written. Everything that influences the next step is in the snapshot, so resuming continues the same run.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import signal
+import threading
+import time
+from pathlib import Path
+
+import torch
+
+from ..config import ConfigError
+from ..errors import UserError
+from ..io.model_dir import atomic_write_text
+from ..utils.progress import bar
+from . import report, snapshots
+from .config import TrainConfig, resolve
+from .data import DataOrder, RealBatches, dataset_identity, open_dataset
+from .distributed import Dist, init_distributed, shutdown
+from .ema import ema_beta, update_ema
+from .session import Session, build_finetune, build_fresh, build_resume, capture_state
+
+# Options that may change when a run is resumed; everything else comes from the snapshot.
+RESUMABLE = ("kimg", "snap", "keep", "tick_kimg", "metrics", "metrics_num_gen", "grid_seeds")
+
+
+def train(dataset, run_dir, *, preset: str | None = None, resume: str | None = None, device="auto",
+          workers: int | None = None, command: str = "", dist: Dist | None = None, log=print,
+          **options) -> Path | None:
+    """Train on `dataset` (a prepared dataset path, or an object like `ImageDataset`) into `run_dir`.
+
+    `resume`: 'latest', a run directory, a snapshot (full resume when it was trained on this dataset) or
+    any model directory / NVIDIA .pkl (fine-tuning). `options`: fields of TrainConfig / LossConfig /
+    AugmentConfig (kimg, batch, gamma, aug, target, mirror, snap, seed, freezed, metrics, ...).
+    Returns the newest snapshot."""
+    own = dist is None
+    dist = dist or init_distributed(device)
+    try:
+        s, dataset, ident = start(dataset, Path(run_dir), preset, resume, dist, options, log)
+        if workers is None:
+            workers = 2 if dist.device.type == "cuda" else 0
+        return run_loop(s, dataset, Path(run_dir), ident, command, workers, log)
+    finally:
+        if own:
+            shutdown(dist)
+
+
+def start(dataset, run_dir: Path, preset, resume, dist: Dist, options: dict, log):
+    """Open the dataset and build the session (fresh, resumed or fine-tuned)."""
+    path = snapshots.find_resume(resume, run_dir) if resume else None
+    meta = snapshots.read_state(path)[0] if path is not None and snapshots.is_training_snapshot(path) else None
+    if isinstance(dataset, (str, Path)):
+        mirror = options.get("mirror")
+        if mirror is None and meta is not None:
+            mirror = meta["config"].get("mirror", False)
+        dataset = open_dataset(dataset, mirror=bool(mirror), use_labels=bool(options.pop("cond", False)))
+    options = {**options, "mirror": bool(getattr(dataset, "mirror", options.get("mirror") or False))}
+    ident = dataset_identity(dataset)
+    preset = preset or (meta["config"]["preset"] if meta else None) or "cpu128"
+    try:
+        cfg, net_preset = resolve(preset, ident["resolution"], ident["channels"], ident["label_dim"],
+                                  dist.world_size, **options)
+    except ConfigError as exc:
+        raise UserError(str(exc)) from None
+    if meta is not None and same_dataset(meta.get("dataset"), ident):
+        cfg = resumed_config(meta, cfg, options, log if dist.is_main else None)
+        if dist.is_main:
+            log(f"resuming {path} at {meta['progress']['nimg'] / 1000:.3f} kimg")
+        return build_resume(cfg, path, dist), dataset, ident
+    if path is not None:
+        if dist.is_main:
+            log(f"fine-tuning from {path}: networks from the model, fresh optimizers, kimg from 0")
+        return build_finetune(cfg, net_preset, path, dist), dataset, ident
+    return build_fresh(cfg, net_preset, dist), dataset, ident
+
+
+def same_dataset(a: dict | None, b: dict) -> bool:
+    keys = ("images", "resolution", "channels", "label_dim", "names_sha256")
+    return a is not None and all(a.get(k) == b.get(k) for k in keys)
+
+
+def resumed_config(meta: dict, fresh: TrainConfig, options: dict, log) -> TrainConfig:
+    cfg = TrainConfig.from_dict(meta["config"])
+    changes = {k: getattr(fresh, k) for k in RESUMABLE if options.get(k) is not None}
+    ignored = sorted(k for k, v in options.items() if v is not None and k not in RESUMABLE and k != "mirror"
+                     and getattr(cfg, k, v) != v)
+    if ignored and log:
+        log(f"note: resuming keeps the run's own {', '.join(ignored)} (only {', '.join(RESUMABLE)} can change)")
+    return cfg.replace(**changes)
+
+
+def train_step(s: Session, phases, data: RealBatches, stats: report.TickStats) -> None:
+    cfg, step = s.cfg, s.progress.step
+    real, c_real = data.get(step)
+    rounds = real.shape[0] // cfg.batch_gpu
+    reals = real.split(cfg.batch_gpu)
+    c_reals = c_real.split(cfg.batch_gpu) if c_real is not None else [None] * rounds
+    for ph in phases:
+        if step % ph.interval:
+            continue
+        ph.module.requires_grad_(True)
+        ph.opt.zero_grad(set_to_none=True)
+        for r in range(rounds):
+            z = torch.randn([cfg.batch_gpu, s.G.z_dim], device=s.device)
+            c = data.random_labels(cfg.batch_gpu)
+            stats.add(ph.fn(reals[r], c_reals[r], z, c, ph.interval / rounds))
+        ph.module.requires_grad_(False)
+        s.dist.average_gradients(ph.module.parameters())
+        ph.opt.step()
+    s.dist.sync_buffers(s.G)
+    update_ema(s.G_ema, s.G, ema_beta(cfg.ema_kimg, cfg.ema_rampup, s.progress.nimg, cfg.batch))
+    if s.ada is not None:
+        s.ada.update(step, s.dist.all_sum if s.dist.enabled else None)
+    s.progress.step += 1
+    s.progress.nimg += cfg.batch
+
+
+class StopFlag:
+    """Ctrl-C / SIGTERM ask the loop to stop after the current step (and write a snapshot)."""
+
+    def __init__(self):
+        self.requested = False
+        self._old = {}
+
+    def __enter__(self):
+        if threading.current_thread() is threading.main_thread():
+            for sig in (signal.SIGINT, signal.SIGTERM):
+                self._old[sig] = signal.signal(sig, self._handle)
+        return self
+
+    def _handle(self, signum, frame):
+        if self.requested:  # second Ctrl-C: stop now
+            raise KeyboardInterrupt
+        self.requested = True
+
+    def __exit__(self, *exc):
+        for sig, handler in self._old.items():
+            signal.signal(sig, handler)
+        return False
+
+
+def run_loop(s: Session, dataset, run_dir: Path, ident: dict, command: str, workers: int, log) -> Path | None:
+    cfg, p, main = s.cfg, s.progress, s.dist.is_main
+    total = int(round(cfg.kimg * 1000))
+    if p.nimg >= total:
+        if main:
+            log(f"{run_dir}: already trained to {p.kimg:.3f} kimg (--kimg {cfg.kimg}); raise --kimg to go on")
+        return _latest(run_dir)
+    order = DataOrder(len(dataset), cfg.batch, cfg.seed, s.dist.rank, s.dist.world_size)
+    data = RealBatches(dataset, order, s.device, cfg.c_dim, workers)
+    writer = RunWriter(s, dataset, run_dir, ident, command, log) if main else None
+    if writer is not None:
+        writer.begin()
+    stats, phases = report.TickStats(), s.phases()
+    pbar = bar(cfg.kimg, desc="train", unit="kimg") if main else None
+    if pbar is not None:
+        pbar.update(p.kimg)
+    last_snapshot, tick_time, shown = None, time.time(), 0.0
+    with StopFlag() as stop:
+        while True:
+            train_step(s, phases, data, stats)
+            done = p.nimg >= total
+            if pbar is not None:
+                pbar.update(cfg.batch / 1000)
+                if time.time() - shown > 1:
+                    pbar.set_postfix(_postfix(s, stats), refresh=False)
+                    shown = time.time()
+            stopping = _agree(s.dist, stop.requested)
+            if done or stopping or p.nimg >= p.tick_start_nimg + cfg.tick_kimg * 1000:
+                last_snapshot = end_tick(s, stats, writer, time.time() - tick_time, done or stopping) \
+                    or last_snapshot
+                tick_time = time.time()
+            if done or stopping:
+                break
+    if pbar is not None:
+        pbar.close()
+    if stopping:
+        raise KeyboardInterrupt(f"stopped at {p.kimg:.3f} kimg; resume with --resume {run_dir}")
+    return last_snapshot
+
+
+def _agree(dist: Dist, flag: bool) -> bool:
+    if not dist.enabled:
+        return flag
+    return bool(dist.all_sum(torch.tensor([float(flag)], device=dist.device)).item() > 0)
+
+
+def _postfix(s: Session, stats: report.TickStats) -> dict:
+    out = {k.split("/")[-1]: f"{float(v):.3f}" for k, v in stats.last.items() if k in ("loss/G", "loss/D")}
+    if s.ada is not None:
+        out["p"] = f"{float(s.augment.p):.3f}"
+    return out
+
+
+def end_tick(s: Session, stats: report.TickStats, writer, seconds: float, final: bool) -> Path | None:
+    """Close a tick: statistics row, and every `snap` ticks (or at the end) a snapshot. Collective."""
+    p, cfg = s.progress, s.cfg
+    tick_kimg = (p.nimg - p.tick_start_nimg) / 1000
+    row = {"tick": p.tick + 1, "kimg": p.kimg, "nimg": p.nimg, "step": p.step, "sec_per_tick": seconds,
+           "sec_per_kimg": seconds / max(tick_kimg, 1e-9), "total_sec": p.train_seconds + seconds,
+           **stats.means(s.dist.all_mean if s.dist.enabled else None),
+           "peak_mem_mb": report.peak_memory_mb(s.device)}
+    if s.augment is not None and hasattr(s.augment, "p"):
+        row["aug/p"] = float(s.augment.p)
+    if s.ada is not None and s.ada.last_rt is not None:
+        row["aug/rt"] = s.ada.last_rt
+    stats.reset()
+    p.tick += 1
+    p.tick_start_nimg = p.nimg
+    p.train_seconds += seconds
+    path = None
+    if final or p.tick % cfg.snap == 0:
+        meta, tensors = capture_state(s)  # every rank takes part (RNG states are gathered)
+        if writer is not None:
+            path = writer.snapshot(meta, tensors, row)
+        s.dist.barrier()
+    if writer is not None:
+        writer.tick(row)
+    return path
+
+
+def _latest(run_dir: Path) -> Path | None:
+    link = run_dir / snapshots.LATEST
+    return link.resolve() if link.exists() else None
+
+
+class RunWriter:
+    """Everything rank 0 writes into RUN_DIR."""
+
+    def __init__(self, s: Session, dataset, run_dir: Path, ident: dict, command: str, log):
+        self.s, self.dataset, self.run_dir, self.ident, self.command, self.log = s, dataset, run_dir, ident, \
+            command, log
+        self.jsonl = run_dir / report.METRICS_LOG
+
+    def begin(self) -> None:
+        self.run_dir.mkdir(parents=True, exist_ok=True)
+        (self.run_dir / report.SAMPLES).mkdir(exist_ok=True)
+        snapshots.remove_stale(self.run_dir)
+        snapshots.truncate_jsonl(self.jsonl, self.s.progress.nimg)
+        atomic_write_text(self.run_dir / "training_config.json", self.s.cfg.to_json() + "\n")
+        if self.s.progress.nimg == 0:
+            report.save_grid_atomic(report.reals_grid(self.dataset), self.run_dir / "reals.png")
+            report.save_grid_atomic(report.sample_grid(self.s.G_ema, self.s.cfg.grid_seeds),
+                                    self.run_dir / report.SAMPLES / "init.png")
+
+    def provenance(self) -> dict:
+        s = self.s
+        prov = {"source": "latentstudio train", "command": self.command, "preset": s.cfg.preset,
+                "dataset": self.ident, "kimg": s.progress.kimg, "augment": s.cfg.augment.mode,
+                "wall_time_s": round(s.progress.train_seconds, 1), "machine": report.machine(),
+                "world_size": s.dist.world_size}
+        if s.augment is not None and hasattr(s.augment, "p"):
+            prov["ada_p"] = round(float(s.augment.p), 4)
+        prov.update({k: v for k, v in s.origin.items() if k in ("finetuned_from", "start")})
+        return prov
+
+    def snapshot(self, meta: dict, tensors: dict, row: dict) -> Path:
+        s = self.s
+        meta["dataset"] = self.ident
+        if s.cfg.metrics:
+            row["metrics"] = self.metrics()
+        name = snapshots.snapshot_name(s.progress.nimg)
+        path = snapshots.save_snapshot(self.run_dir, name, s.G_ema, s.G, s.D, self.provenance(), meta, tensors)
+        report.save_grid_atomic(report.sample_grid(s.G_ema, s.cfg.grid_seeds),
+                                self.run_dir / report.SAMPLES / f"{name}.png")
+        snapshots.prune(self.run_dir, s.cfg.keep)
+        row["snapshot"] = name
+        return path
+
+    def metrics(self) -> dict:
+        """The metrics API (data engineer's `latentstudio.metrics`); it must not disturb the training RNG."""
+        from ..metrics import compute_metrics
+
+        s = self.s
+        devices = [s.device.index or 0] if s.device.type == "cuda" else []
+        with torch.random.fork_rng(devices=devices), _eval_mode(s.G_ema):
+            result = compute_metrics(s.G_ema, self.dataset, metrics=list(s.cfg.metrics),
+                                     num_gen=s.cfg.metrics_num_gen, device=s.device)
+        return {k: float(v) for k, v in result.items() if isinstance(v, (int, float))}
+
+    def tick(self, row: dict) -> None:
+        from .curves import plot_curves, read_jsonl
+
+        report.append_jsonl(self.jsonl, row)
+        plot_curves(read_jsonl(self.jsonl), self.run_dir / report.CURVES)
+        parts = [f"tick {row['tick']}", f"kimg {row['kimg']:.3f}", f"sec/kimg {row['sec_per_kimg']:.1f}"]
+        parts += [f"{k.split('/')[-1]} {row[k]:.3f}" for k in ("loss/G", "loss/D", "aug/p", "aug/rt") if k in row]
+        parts += [f"{k} {v:.4g}" for k, v in row.get("metrics", {}).items()]
+        if "snapshot" in row:
+            parts.append(f"-> {row['snapshot']}")
+        line = "  ".join(parts)
+        with open(self.run_dir / "log.txt", "a") as f:
+            f.write(line + "\n")
+        self.log(line)
+
+
+@contextlib.contextmanager
+def _eval_mode(module):
+    was = module.training
+    module.eval()
+    try:
+        yield
+    finally:
+        module.train(was)
