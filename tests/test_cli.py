@@ -73,3 +73,22 @@ def test_help_shows_defaults_and_example(name, capsys):
     assert exc.value.code == 0
     text = capsys.readouterr().out
     assert "example:" in text and "latentstudio " + name in text
+
+
+def test_train_command_end_to_end(tmp_path, capsys):
+    """prepare a tiny demo set, train a few steps, generate from the snapshot; bad datasets exit 2."""
+    from latentstudio.data.demo import make_demo
+
+    data = tmp_path / "data"
+    make_demo("smiles", data, count=8, size=16, seed=0)
+    out = tmp_path / "run"
+    argv = ["train", str(data), "--out", str(out), "--preset", "tiny", "--kimg", "0.008", "--tick", "0.004",
+            "--snap", "1", "--aug", "diffaugment", "--device", "cpu", "--threads", "1"]
+    assert main(argv) == 0
+    record = json.loads((out / "train.json").read_text())
+    assert record["settings"]["aug"] == "diffaugment" and "kimg" in record["settings"]
+    assert (out / "latest" / "generator.safetensors").is_file()
+    assert main(["generate", str(out / "latest"), "--seeds", "0-1", "--out", str(tmp_path / "gen")]) == 0
+    assert Image.open(tmp_path / "gen" / "seed0001.png").size == (16, 16)
+    assert main(["train", str(tmp_path / "missing"), "--out", str(tmp_path / "r2")]) == 2
+    assert "missing" in capsys.readouterr().err

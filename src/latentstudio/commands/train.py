@@ -89,12 +89,21 @@ def command_line(args) -> str:
 
 def run(args) -> int:
     import torch
+
+    threads = torch.get_num_threads()
+    if getattr(args, "threads", None):
+        torch.set_num_threads(args.threads)
+    try:
+        return _train(args)
+    finally:
+        torch.set_num_threads(threads)
+
+
+def _train(args) -> int:
     from tqdm import tqdm
 
     from ..training import train
 
-    if getattr(args, "threads", None):
-        torch.set_num_threads(args.threads)
     command = command_line(args)
     main_rank = int(os.environ.get("RANK", "0")) == 0
     given = vars(args)

@@ -132,7 +132,9 @@ def check_resolution(res: int, name: str) -> None:
 _PRESETS = {
     "tiny": ("tests: 32 px, a few thousand parameters per layer", 32, 32, 2, 256, 32, 0,
              TrainingDefaults(batch=4, mbstd=2, lrate=0.0025, gamma=0.0512, ema_kimg=1.0, ema_rampup=0.05)),
-    "cpu128": ("default model: 128 px sized to render >= 30 images/s on 2 CPU cores", 128, 256, 4, 2048, 256, 0,
+    # channel_base 1024: 8 channels at 128 px, 16 at 64 ... 256 at 4 px. The high-resolution layers dominate the
+    # cost of both rendering and training on a CPU (see docs/default-model.md).
+    "cpu128": ("default model: 128 px sized to render >= 30 images/s on 2 CPU cores", 128, 256, 4, 1024, 256, 0,
                TrainingDefaults(batch=16, mbstd=4, lrate=0.0025, gamma=0.2048, ema_kimg=5.0, ema_rampup=0.05)),
     "paper256": ("ADA paper config for 256 px (channel_base 16384, mapping 8)", 256, 512, 8, 16384, 512, 4,
                  TrainingDefaults(batch=64, mbstd=8, lrate=0.0025, gamma=1.0, ema_kimg=20.0)),

@@ -79,6 +79,15 @@ class Dist:
         torch.distributed.all_gather(out, t)
         return [o.cpu() for o in out]
 
+    def check_consistent(self, module: torch.nn.Module, name: str) -> None:
+        """Fail loudly if the ranks' copies of a network have drifted apart (a bug, never expected)."""
+        if not self.enabled:
+            return
+        sums = torch.stack([t.detach().double().sum() for t in module.state_dict().values()])
+        gathered = self.gather(sums)
+        if any(not torch.equal(g, gathered[0]) for g in gathered[1:]):
+            raise RuntimeError(f"{name} differs between ranks; the distributed run is inconsistent")
+
     def barrier(self) -> None:
         if self.enabled:
             torch.distributed.barrier()

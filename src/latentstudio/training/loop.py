@@ -58,6 +58,9 @@ def train(dataset, run_dir, *, preset: str | None = None, resume: str | None = N
 def start(dataset, run_dir: Path, preset, resume, dist: Dist, options: dict, log):
     """Open the dataset and build the session (fresh, resumed or fine-tuned)."""
     path = snapshots.find_resume(resume, run_dir) if resume else None
+    if path is None and snapshots.list_snapshots(run_dir):
+        raise UserError(f"--out {run_dir}: already holds a run; continue it with --resume latest, or choose a new "
+                        "--out")
     meta = snapshots.read_state(path)[0] if path is not None and snapshots.is_training_snapshot(path) else None
     if isinstance(dataset, (str, Path)):
         mirror = options.get("mirror")
@@ -164,6 +167,7 @@ def run_loop(s: Session, dataset, run_dir: Path, ident: dict, command: str, work
     stats, phases = report.TickStats(), s.phases()
     pbar = bar(cfg.kimg, desc="train", unit="kimg") if main else None
     if pbar is not None:
+        pbar.bar_format = "{desc} {percentage:3.0f}%|{bar}| {n:.3f}/{total:g} kimg [{elapsed}<{remaining}{postfix}]"
         pbar.update(p.kimg)
     last_snapshot, tick_time, shown = None, time.time(), 0.0
     with StopFlag() as stop:
@@ -171,7 +175,7 @@ def run_loop(s: Session, dataset, run_dir: Path, ident: dict, command: str, work
             train_step(s, phases, data, stats)
             done = p.nimg >= total
             if pbar is not None:
-                pbar.update(cfg.batch / 1000)
+                pbar.update(p.kimg - pbar.n)
                 if time.time() - shown > 1:
                     pbar.set_postfix(_postfix(s, stats), refresh=False)
                     shown = time.time()
@@ -220,6 +224,8 @@ def end_tick(s: Session, stats: report.TickStats, writer, seconds: float, final:
     p.train_seconds += seconds
     path = None
     if final or p.tick % cfg.snap == 0:
+        for name, net in (("G", s.G), ("D", s.D), ("G_ema", s.G_ema)):
+            s.dist.check_consistent(net, name)
         meta, tensors = capture_state(s)  # every rank takes part (RNG states are gathered)
         if writer is not None:
             path = writer.snapshot(meta, tensors, row)

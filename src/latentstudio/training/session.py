@@ -184,8 +184,8 @@ def build_resume(cfg: TrainConfig, path: Path, dist: Dist) -> Session:
     if not snapshots.load_train_generator(G, path):
         raise UserError(f"{path}: generator_train.safetensors is missing; cannot resume exactly")
     progress = Progress(**meta["progress"])
-    s = assemble(cfg, G, D, G_ema, dist, progress, {"start": "resume", "resumed_from": str(path),
-                                                    **meta.get("origin", {})})
+    origin = {**meta.get("origin", {}), "resumed_from": str(path)}  # "start" keeps how the run began
+    s = assemble(cfg, G, D, G_ema, dist, progress, origin)
     restore_state(s, meta, tensors)
     return s
 
