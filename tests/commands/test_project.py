@@ -1,0 +1,112 @@
+"""`latentstudio project` and `latentstudio train-encoder` end to end on a tiny model."""
+
+import json
+
+import numpy as np
+import pytest
+import torch
+from PIL import Image
+
+from latentstudio.cli import main
+from latentstudio.invert import psnr
+from latentstudio.render.images import pil_to_tensor
+
+from ..features.vgg_fixtures import tiny_convs, write_torchvision
+
+
+@pytest.fixture(scope="module")
+def targets(tmp_path_factory, tiny_model_dir):
+    out = tmp_path_factory.mktemp("targets")
+    assert main(["generate", str(tiny_model_dir), "--seeds", "1,2", "--trunc", "0.5", "--out", str(out)]) == 0
+    wide = Image.new("RGB", (90, 60), "white")  # a drawing: not square, not the model's size
+    wide.paste((20, 40, 200), (30, 10, 60, 50))
+    wide.save(out / "drawing.png")
+    return out
+
+
+@pytest.fixture(scope="module")
+def vgg_file(tmp_path_factory):
+    return write_torchvision(tmp_path_factory.mktemp("vgg") / "vgg16-tiny.pth", tiny_convs())
+
+
+def test_project_writes_everything_per_target(tmp_path, tiny_model_dir, targets, vgg_file, capsys):
+    out = tmp_path / "proj"
+    assert main(["project", str(tiny_model_dir), str(targets), "--out", str(out), "--steps", "30",
+                 "--features", str(vgg_file), "--batch", "2", "--device", "cpu"]) == 0
+    names = sorted(p.name for p in out.iterdir() if p.is_dir())
+    assert names == ["drawing", "seed0001", "seed0002"]
+    for name in names:
+        with np.load(out / name / "projected_w.npz") as f:
+            assert list(f.keys()) == ["w"] and f["w"].shape == (1, 8, 32) and f["w"].dtype == np.float32
+        m = json.loads((out / name / "metrics.json").read_text())
+        assert m["steps"] == 30 and m["space"] == "w" and m["init"] == "mean" and m["seconds"] > 0
+        assert "vgg16-tiny.pth" in m["features"] and m["feature_distance"] >= 0
+        proj = pil_to_tensor(Image.open(out / name / "proj.png"))
+        tgt = pil_to_tensor(Image.open(out / name / "target.png"))
+        assert tgt.shape == (1, 3, 32, 32)
+        assert abs(float(psnr(proj, tgt)) - m["psnr"]) < 0.3  # the numbers describe the files
+        assert Image.open(out / name / "strip.png").width > 2 * 32
+    record = json.loads((out / "project.json").read_text())
+    assert record["config"]["steps"] == 30 and len(record["results"]) == 3
+    assert "PSNR" in capsys.readouterr().out
+
+
+def test_project_from_a_latent_file_continues(tmp_path, tiny_model_dir, targets):
+    first, second = tmp_path / "a", tmp_path / "b"
+    target = str(targets / "seed0001.png")
+    assert main(["project", str(tiny_model_dir), target, "--out", str(first), "--steps", "15",
+                 "--loss", "pixel", "--space", "w+"]) == 0
+    npz = first / "seed0001" / "projected_w.npz"
+    assert main(["project", str(tiny_model_dir), target, "--out", str(second), "--steps", "15",
+                 "--loss", "pixel", "--space", "w+", "--init", str(npz)]) == 0
+    a = json.loads((first / "seed0001" / "metrics.json").read_text())
+    b = json.loads((second / "seed0001" / "metrics.json").read_text())
+    assert b["psnr"] >= a["psnr"] - 0.1 and b["init"].startswith("latent:")
+
+
+def test_train_encoder_then_project_from_it(tmp_path, tiny_model_dir, targets):
+    model = tmp_path / "model"
+    model.symlink_to(tiny_model_dir, target_is_directory=True)
+    enc_dir = tmp_path / "enc"
+    assert main(["train-encoder", str(model), "--out", str(enc_dir), "--steps", "20", "--batch", "4",
+                 "--vgg-weight", "0", "--checkpoint-every", "10"]) == 0
+    cfg = json.loads((enc_dir / "config.json").read_text())
+    assert cfg["arch"] == "latentstudio-encoder" and cfg["provenance"]["steps_done"] == 20
+    assert (enc_dir / "encoder.safetensors").is_file() and (enc_dir / "train-encoder.json").is_file()
+    out = tmp_path / "proj"
+    assert main(["project", str(model), str(targets / "seed0002.png"), "--out", str(out), "--steps", "5",
+                 "--loss", "pixel", "--init", "encoder", "--encoder", str(enc_dir)]) == 0
+    assert json.loads((out / "seed0002" / "metrics.json").read_text())["init"].startswith("encoder:")
+
+
+def test_save_video(tmp_path, tiny_model_dir, targets):
+    pytest.importorskip("av")
+    out = tmp_path / "v"
+    assert main(["project", str(tiny_model_dir), str(targets / "seed0001.png"), "--out", str(out), "--steps", "6",
+                 "--loss", "pixel", "--save-video"]) == 0
+    import av
+
+    with av.open(str(out / "seed0001" / "proj.mp4")) as c:
+        frames = list(c.decode(video=0))
+    assert len(frames) == 6 and frames[0].width == 64 and frames[0].height == 32  # one per step
+
+
+@pytest.mark.parametrize("extra,needle", [
+    (["--init", "encoder"], "train-encoder"),
+    (["--features", "/nonexistent/vgg16.pt"], "file not found"),
+    (["--loss", "lpips"], "--loss"),
+    (["--init", "start.txt"], "--init"),
+])
+def test_bad_input_is_one_line(tmp_path, tiny_model_dir, targets, capsys, extra, needle):
+    assert main(["project", str(tiny_model_dir), str(targets / "seed0001.png"), "--out", str(tmp_path / "o"),
+                 "--steps", "2"] + extra) == 2
+    err = capsys.readouterr().err.strip()
+    assert needle in err and len(err.splitlines()) == 1
+
+
+def test_missing_targets_and_model_only(tmp_path, tiny_model_dir, capsys):
+    assert main(["project", str(tiny_model_dir), str(tmp_path / "nope.png"), "--out", str(tmp_path / "o")]) == 2
+    assert "no such image" in capsys.readouterr().err
+    assert main(["project", str(tiny_model_dir), "--out", str(tmp_path / "o")]) == 2
+    assert "target" in capsys.readouterr().err
+    assert torch.get_num_threads() == 1

@@ -1,0 +1,126 @@
+"""The image -> W+ encoder: format round trip, checks against the generator, training, the live path."""
+
+import json
+import warnings
+
+import pytest
+import torch
+from PIL import Image
+
+from latentstudio.errors import ModelFormatError
+from latentstudio.invert import (
+    Encoder,
+    EncoderConfig,
+    EncoderTrainConfig,
+    LiveProjector,
+    default_encoder_dir,
+    live_project,
+    load_encoder,
+    psnr,
+    save_encoder,
+    train_encoder,
+    w_statistics,
+)
+from latentstudio.invert.encoder import generator_fingerprint
+
+from ..helpers import make_tiny
+
+FAST = EncoderTrainConfig(steps=200, batch=8, lr=3e-3, vgg_weight=0.0, recon_start=0.5, val_size=8, log_every=0)
+SMALL = dict(channel_base=256, channel_max=64, hidden=128)
+
+
+@pytest.fixture(scope="module")
+def G():
+    return make_tiny(seed=0)[0]
+
+
+@pytest.fixture(scope="module")
+def trained(G):
+    before = {k: v.clone() for k, v in G.state_dict().items()}
+    encoder, summary = train_encoder(G, FAST, encoder_config=EncoderConfig.for_generator(G, **SMALL), device="cpu",
+                                     progress=False)
+    assert all(torch.equal(before[k], v) for k, v in G.state_dict().items())  # the generator stays untouched
+    return encoder, summary
+
+
+def test_untrained_encoder_answers_the_mean_w(G):
+    enc = Encoder(EncoderConfig.for_generator(G))
+    stats = w_statistics(G, 500, device="cpu")
+    enc.set_w_stats(stats.w_avg, stats.w_std)
+    ws = enc(torch.rand(2, 3, 32, 32) * 2 - 1)
+    assert ws.shape == (2, G.num_ws, G.w_dim)
+    torch.testing.assert_close(ws, stats.w_avg.expand_as(ws))
+
+
+def test_training_learns_latents(G, trained):
+    encoder, summary = trained
+    stats = w_statistics(G, 2000, device="cpu")
+    z = torch.randn(6, G.z_dim, generator=torch.Generator().manual_seed(77))
+    with torch.no_grad():
+        ws = stats.w_avg.lerp(G.mapping(z, None), 0.7)
+        targets = G.synthesis(ws, noise_mode="const")
+        guess = G.synthesis(encoder(targets), noise_mode="const")
+        mean = G.synthesis(stats.w_avg.reshape(1, 1, -1).expand_as(ws), noise_mode="const")
+    assert psnr(guess, targets).mean() > psnr(mean, targets).mean() + 3
+    assert summary["latent_error"] < 0.5  # the mean-w guess scores about 1 (per-dimension spread of w)
+    assert summary["steps"] == FAST.steps
+
+
+def test_save_load_round_trip(tmp_path, G, trained):
+    encoder, _ = trained
+    save_encoder(tmp_path / "enc", encoder, {"generator_fingerprint": generator_fingerprint(G)})
+    cfg = json.loads((tmp_path / "enc" / "config.json").read_text())
+    assert cfg["arch"] == "latentstudio-encoder" and cfg["config"]["num_ws"] == G.num_ws
+    loaded = load_encoder(tmp_path / "enc", G, device="cpu")
+    x = torch.rand(2, 3, 32, 32) * 2 - 1
+    torch.testing.assert_close(loaded(x), encoder(x))
+
+
+def test_encoder_for_another_generator(tmp_path, G, trained):
+    encoder, _ = trained
+    save_encoder(tmp_path / "enc", encoder, {"generator_fingerprint": generator_fingerprint(G)})
+    other = make_tiny(seed=1)[0]  # same shapes, other weights: usable, with a warning
+    with pytest.warns(UserWarning, match="other generator"):
+        load_encoder(tmp_path / "enc", other, device="cpu")
+    bigger = make_tiny(resolution=64)[0]
+    with pytest.raises(ModelFormatError, match="train-encoder"):
+        load_encoder(tmp_path / "enc", bigger, device="cpu")
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        load_encoder(tmp_path / "enc", G, device="cpu")
+
+
+def test_missing_or_foreign_encoder_dirs(tmp_path, tiny_model_dir):
+    with pytest.raises(ModelFormatError, match="train-encoder"):
+        load_encoder(tmp_path / "nothing")
+    with pytest.raises(ModelFormatError, match="not an encoder"):
+        load_encoder(tiny_model_dir)  # a generator directory is not an encoder
+    assert default_encoder_dir(tiny_model_dir) == tiny_model_dir / "encoder"
+    assert default_encoder_dir(tmp_path / "net.pkl") == tmp_path / "net-encoder"
+
+
+def test_live_projection_improves_on_the_encoder_within_budget(G, trained):
+    encoder, _ = trained
+    z = torch.randn(1, G.z_dim, generator=torch.Generator().manual_seed(12))
+    with torch.no_grad():
+        target = G.synthesis(encoder.w_avg.lerp(G.mapping(z, None), 0.6), noise_mode="const")
+        guess_psnr = float(psnr(G.synthesis(encoder(target), noise_mode="const"), target)[0])
+    live = LiveProjector(G, encoder, config=_pixel_live(), device="cpu")
+    result = live(target, budget_s=2.0)
+    assert result.ws.shape == (1, G.num_ws, G.w_dim) and result.steps > 0
+    assert result.psnr > guess_psnr
+    assert result.seconds < 2.0 + 1.5  # finishes about on time (slack for a busy machine)
+
+
+def test_live_project_takes_pil_drawings(G, trained):
+    encoder, _ = trained
+    drawing = Image.new("RGB", (60, 40), "white")  # not square, not the model's size
+    drawing.paste((30, 30, 30), (20, 10, 40, 30))
+    result = live_project(G, encoder, drawing, budget_s=0.5, config=_pixel_live())
+    assert result.image.size == (32, 32) and result.ws.shape == (1, G.num_ws, G.w_dim)
+
+
+def _pixel_live():
+    from latentstudio.invert import LIVE_CONFIG
+
+    return LIVE_CONFIG.replace(loss="pixel")
