@@ -86,7 +86,7 @@ def resolve_init(spec: str, G, model_path, targets, encoder_dir=None):
     path = Path(spec)
     if path.suffix.lower() not in (".npz", ".npy"):
         raise UserError(f"--init {spec!r}: use mean, encoder or a latent file (.npz)")
-    from ..invert.npz import load_ws
+    from ..latent.io import load_ws
 
     ws = load_ws(path, num_ws=G.num_ws, w_dim=G.w_dim)
     if ws.shape[0] not in (1, n):

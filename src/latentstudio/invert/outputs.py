@@ -5,7 +5,7 @@
     OUT/<name>/proj.png          the latent rendered with the model's constant noise
     OUT/<name>/strip.png         target | projection side by side
     OUT/<name>/metrics.json      PSNR, SSIM, feature distance, steps, seconds, settings
-    OUT/<name>/proj.mp4          optional: target | projection as the optimisation went
+    OUT/<name>/proj.mp4          optional: target | projection as the optimisation went (render.video)
 """
 
 from __future__ import annotations
@@ -16,11 +16,10 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from ..errors import require
 from ..io.model_dir import atomic_write_text
+from ..latent.io import save_latents
 from ..render.images import make_grid, save_png, tensor_to_pils, to_uint8
 from .metrics import psnr, ssim
-from .npz import save_latents
 
 
 def target_names(paths) -> list[str]:
@@ -67,29 +66,13 @@ def write_target(out: Path, target: torch.Tensor, image: torch.Tensor, ws: torch
 @torch.no_grad()
 def write_progress_video(path: Path, G, target: torch.Tensor, w_history: torch.Tensor, fps: int = 30,
                          batch: int = 8) -> Path:
-    """target | projection for each recorded step (w_history [frames, num_ws, w_dim]) as an H.264 MP4."""
-    av = require("av", "video", "writing progress videos (--save-video)")
-    tgt = to_uint8(target.unsqueeze(0).cpu())[0]
-    frames = []
-    for i in range(0, len(w_history), batch):
-        imgs = G.synthesis(w_history[i:i + batch].to(G.device), noise_mode="const")
-        frames.extend(np.concatenate([tgt, img], axis=1) for img in to_uint8(imgs))
-    return write_video(path, frames, fps, av)
+    """target | projection for each recorded step (w_history [frames, num_ws, w_dim]) as an MP4."""
+    from ..render.video import open_writer
 
-
-def write_video(path: Path, frames: list[np.ndarray], fps: int, av) -> Path:
-    """Minimal MP4 writer (until the walks area's render.video lands): frames [H, W, C] uint8."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    h, w = frames[0].shape[:2]
-    pad_h, pad_w = h % 2, w % 2  # yuv420p needs even sizes
-    with av.open(str(path), mode="w") as container:
-        stream = container.add_stream("libx264", rate=fps)
-        stream.width, stream.height, stream.pix_fmt = w + pad_w, h + pad_h, "yuv420p"
-        for f in frames:
-            f = np.repeat(f, 3, axis=2) if f.shape[2] == 1 else f
-            f = np.pad(f, ((0, pad_h), (0, pad_w), (0, 0)), mode="edge")
-            for packet in stream.encode(av.VideoFrame.from_ndarray(np.ascontiguousarray(f), format="rgb24")):
-                container.mux(packet)
-        for packet in stream.encode():
-            container.mux(packet)
+    tgt = to_uint8(target.unsqueeze(0).cpu())
+    size = (2 * tgt.shape[2], tgt.shape[1])
+    with open_writer(path, size=size, fps=fps) as writer:
+        for i in range(0, len(w_history), batch):
+            imgs = to_uint8(G.synthesis(w_history[i:i + batch].to(G.device), noise_mode="const"))
+            writer.write(np.concatenate([np.repeat(tgt, len(imgs), axis=0), imgs], axis=2))
     return path
