@@ -3,9 +3,10 @@
     .venv/bin/python bench/render.py                       # default model (cpu128 random init until it lands)
     .venv/bin/python bench/render.py --model runs/x/latest --frames 300 --batch 8 --sizes model,1280x720
 
-Rows are measured interleaved (generator, then each walk, repeated); the table gives the best run (least
-disturbed by other work) and the median, and the overhead of each walk against the generator run just before
-it, so the ratios compare runs made under the same machine load; the load average is printed with the table. Targets
+Rows are measured interleaved in rotating order. The table gives frames/s of the best run (least disturbed
+by other work) and the median, and the walk's overhead against the generator twice: in wall time of the best
+runs, and in this process's CPU time (all threads), which other processes on a shared machine hardly
+change. The load average is printed with the table. Targets
 (issue 4): >= 30 frames/s end to end on 2 CPU cores, and walk + encoding overhead <= 10% of generator time.
 """
 
@@ -49,33 +50,25 @@ def load_generator(spec: str | None):
     return Generator(get_preset("cpu128").generator).eval(), "cpu128 random init (default model not installed)"
 
 
-def timeline_for(G, move: str, frames: int):
+def timeline_for(G, move: str):
     data = {"space": "w", "segments": [MOVES[move]]}
-    timeline = build_timeline(parse_timeline(data), G)
-    if timeline.num_frames < frames:
-        raise SystemExit(f"--frames {frames}: the {move} timeline has only {timeline.num_frames}")
-    return timeline
+    return build_timeline(parse_timeline(data), G)  # shorter than `frames`: frames wrap around (they are loops)
 
 
 @torch.no_grad()
-def time_generator(G, ws: torch.Tensor, batch: int) -> float:
-    t0 = time.perf_counter()
+def run_generator(G, ws: torch.Tensor, batch: int) -> None:
     for i in range(0, ws.shape[0], batch):
         G.synthesis(ws[i:i + batch], noise_mode="const")
-    return time.perf_counter() - t0
 
 
-def time_walk(G, timeline, frames: int, batch: int, layout: FrameLayout, path: Path, preset: str) -> float:
-    """Whole `walk` pipeline for the first `frames` frames: latents, ws, synthesis, layout, uint8, x264, mux."""
-    t0 = time.perf_counter()
-    size = layout.output_size(G.img_resolution)
-    writer = open_writer(path, size, fps=30, preset=preset)
+def run_walk(G, timeline, frames: int, batch: int, layout: FrameLayout, path: Path, preset: str) -> None:
+    """The whole `walk` pipeline for `frames` frames: latents, ws, synthesis, layout, uint8, x264, mux."""
+    writer = open_writer(path, layout.output_size(G.img_resolution), fps=30, preset=preset)
     render(G, [_Prefix(timeline, frames)], [writer], layout, batch=batch, progress=False)
-    return time.perf_counter() - t0
 
 
 class _Prefix:
-    """The first `frames` frames of a timeline (what render needs: num_frames and ws)."""
+    """The first `frames` frames of a timeline (looping around when it is shorter)."""
 
     def __init__(self, timeline, frames: int):
         self.timeline, self.num_frames = timeline, frames
@@ -87,13 +80,53 @@ class _Prefix:
         return self.timeline.iter_ws(G, batch, start, self.num_frames if stop is None else stop)
 
 
-@torch.no_grad()
-def time_encoder(frames_u8: np.ndarray, path: Path, preset: str, batch: int) -> float:
-    t0 = time.perf_counter()
-    with open_writer(path, (frames_u8.shape[2], frames_u8.shape[1]), fps=30, preset=preset) as w:
-        for i in range(0, len(frames_u8), batch):
-            w.write(frames_u8[i:i + batch])
-    return time.perf_counter() - t0
+def timed(fn) -> tuple[float, float]:
+    """(wall seconds, CPU seconds of this process, all threads)."""
+    w0, c0 = time.perf_counter(), time.process_time()
+    fn()
+    return time.perf_counter() - w0, time.process_time() - c0
+
+
+def measure(G, timelines, ws, args, tmp: Path) -> dict[str, list[tuple[float, float]]]:
+    """Every row `repeats` times; the order rotates each round so no row always follows another."""
+    rows = {"generator only": lambda: run_generator(G, ws, args.batch)}
+    for size_text in args.sizes.split(","):
+        layout = FrameLayout(size=parse_size(size_text), fit="fill")
+        for move, timeline in timelines.items():
+            rows[f"walk {move} -> mp4 ({size_text})"] = (
+                lambda t=timeline, lay=layout: run_walk(G, t, args.frames, args.batch, lay, tmp / "w.mp4",
+                                                        args.preset))
+    names = list(rows)
+    results: dict[str, list[tuple[float, float]]] = {n: [] for n in names}
+    for r in range(args.repeats):
+        for name in names[r % len(names):] + names[:r % len(names)]:
+            results[name].append(timed(rows[name]))
+    return results
+
+
+def print_table(results, frames: int, t_enc: tuple[float, float]) -> None:
+    best_wall = {n: min(w for w, _ in v) for n, v in results.items()}
+    med_cpu = {n: statistics.median(c for _, c in v) for n, v in results.items()}
+    gen = "generator only"
+    print(f"\n| {'measurement':36s} | frames/s best | frames/s median | CPU ms/frame | overhead: wall (best) | "
+          "overhead: CPU time |")
+    print(f"|{'-' * 38}|--------------:|----------------:|-------------:|----------------------:|------------------:|")
+    for name, runs in results.items():
+        med_wall = statistics.median(w for w, _ in runs)
+        over_wall = "-" if name == gen else f"{(best_wall[name] / best_wall[gen] - 1) * 100:+.1f}%"
+        over_cpu = "-" if name == gen else f"{(med_cpu[name] / med_cpu[gen] - 1) * 100:+.1f}%"
+        print(f"| {name:36s} | {frames / best_wall[name]:13.1f} | {frames / med_wall:15.1f} | "
+              f"{1000 * med_cpu[name] / frames:12.2f} | {over_wall:>21s} | {over_cpu:>17s} |")
+    print(f"| {'encoder only (x264, same frames)':36s} | {frames / t_enc[0]:13.1f} | {'':15s} | "
+          f"{1000 * t_enc[1] / frames:12.2f} | {'-':>21s} | {'-':>17s} |")
+
+
+def time_encoder(frames_u8: np.ndarray, path: Path, preset: str, batch: int) -> tuple[float, float]:
+    def encode():
+        with open_writer(path, (frames_u8.shape[2], frames_u8.shape[1]), fps=30, preset=preset) as w:
+            for i in range(0, len(frames_u8), batch):
+                w.write(frames_u8[i:i + batch])
+    return timed(encode)
 
 
 def main(argv=None) -> int:
@@ -110,42 +143,22 @@ def main(argv=None) -> int:
         torch.set_num_threads(args.threads)
     os.environ["LATENTSTUDIO_PROGRESS"] = "0"
     G, source = load_generator(args.model)
-    timelines = {m: timeline_for(G, m, args.frames) for m in MOVES}
+    timelines = {m: timeline_for(G, m) for m in MOVES}
     ws = timelines["interpolate"].ws(G, np.arange(args.frames))
-    time_generator(G, ws[: args.batch * 2], args.batch)  # warm up
+    run_generator(G, ws[: args.batch * 2], args.batch)  # warm up
     load_before = os.getloadavg()
-    results: dict[str, list[float]] = {}
-    overheads: dict[str, list[float]] = {}
     with tempfile.TemporaryDirectory() as tmp:
-        for r in range(args.repeats):
-            t_gen = time_generator(G, ws, args.batch)
-            results.setdefault("generator only", []).append(t_gen)
-            for size_text in args.sizes.split(","):
-                layout = FrameLayout(size=parse_size(size_text), fit="fill")
-                for move, timeline in timelines.items():
-                    name = f"walk {move} -> mp4 ({size_text})"
-                    t = time_walk(G, timeline, args.frames, args.batch, layout, Path(tmp) / f"{r}.mp4", args.preset)
-                    results.setdefault(name, []).append(t)
-                    overheads.setdefault(name, []).append(t / t_gen - 1)
+        results = measure(G, timelines, ws, args, Path(tmp))
         frames_u8 = np.concatenate(list(iter_frames(G, _Prefix(timelines["interpolate"], args.frames),
                                                     batch=args.batch)))
         t_enc = time_encoder(frames_u8, Path(tmp) / "enc.mp4", args.preset, args.batch)
     load_after = os.getloadavg()
-    print(f"model: {source} ({G.img_resolution} px), batch {args.batch}, {args.frames} frames, x264 preset "
-          f"{args.preset}, torch threads {torch.get_num_threads()}, CPUs {os.cpu_count()}, "
-          f"{args.repeats} interleaved repeats")
-    print(f"load average before {load_before[0]:.2f} / after {load_after[0]:.2f} (the machine is shared)")
-    print(f"\n| {'measurement':42s} | frames/s (best) | frames/s (median) | overhead vs generator (best / median "
-          "of paired runs) |")
-    print(f"|{'-' * 44}|----------------:|------------------:|----------------------------------------------:|")
-    best_gen = min(results["generator only"])
-    for name, times in results.items():
-        over = "-"
-        if name in overheads:
-            over = f"{(min(times) / best_gen - 1) * 100:+.1f}% / {statistics.median(overheads[name]) * 100:+.1f}%"
-        print(f"| {name:42s} | {args.frames / min(times):15.1f} | {args.frames / statistics.median(times):17.1f} "
-              f"| {over:>45s} |")
-    print(f"| {'encoder only (x264 of the same frames)':42s} | {args.frames / t_enc:15.1f} | {'':17s} | {'-':>45s} |")
+    print(f"model: {source} ({G.img_resolution} px), batch {args.batch}, {args.frames} frames per run, x264 "
+          f"preset {args.preset}, torch threads {torch.get_num_threads()}, CPUs {os.cpu_count()}, "
+          f"{args.repeats} rounds")
+    print(f"load average before {load_before[0]:.2f} / after {load_after[0]:.2f} (the machine is shared; CPU time "
+          "is this process's, all threads)")
+    print_table(results, args.frames, t_enc)
     return 0
 
 

@@ -38,6 +38,20 @@ def test_ballad_has_the_exhibitions_frame_count_and_no_cuts(tiny_nets):
     assert not torch.allclose(frames[5], keys[4])  # last frame is one step before the loop closes
 
 
+def test_in_memory_latents_are_keys(tiny_nets):
+    G, _ = tiny_nets
+    a, b = G.mapping(torch.randn(2, G.z_dim), None)
+    spec = parse_timeline({"keys": {"a": a, "b": b}, "sequence": {"keys": ["a", "b"], "loop": True,
+                                                                  "between": {"frames": 5}}})
+    timeline = build_timeline(spec, G)
+    assert timeline.num_frames == 10
+    assert torch.equal(timeline.latents([0])[0], a) and torch.equal(timeline.latents([5])[0], b)
+    assert spec.to_dict()["keys"] == {"a": "<latent in memory>", "b": "<latent in memory>"}
+    with pytest.raises(UserError, match="does not fit"):
+        bad = {"keys": {"a": torch.zeros(3, 3)}, "segments": [{"move": "hold", "key": "a"}]}
+        build_timeline(parse_timeline(bad), G)
+
+
 def test_iter_ws_covers_every_frame_in_batches(tiny_nets):
     G, _ = tiny_nets
     timeline = build_timeline(parse_timeline({"segments": [{"move": "interpolate", "keys": [1, 2], "frames": 10}],
@@ -80,6 +94,8 @@ def test_screens_share_frame_counts_with_offsets_seeds_and_keys(tiny_nets, tmp_p
     ({"space": "q", "segments": [{"move": "hold", "key": 1}]}, "space"),
     ({"segments": [{"move": "hold", "key": 1}], "colour": 1}, "unknown field(s) ['colour']"),
     ({"sequence": {"keys": [1, 2], "between": {"move": "noise-loop"}}}, "between"),
+    ({"segments": [{"move": "hold", "key": 1}], "screens": [{"name": "a"}, {"name": "a"}]}, "distinct names"),
+    ({"segments": [{"move": "hold", "key": 1}], "screens": [{"name": "../x"}]}, "file names"),
 ])
 def test_bad_timelines_name_the_field(data, needle):
     from latentstudio.config import ConfigError

@@ -47,6 +47,25 @@ def _model_spec(args, spec) -> str | None:
     return spec.model
 
 
+def _open_writers(settings, out: Path, names: list[str], suffix: str, resolution: int, with_preview: bool):
+    """One writer per screen (+ the tiled preview); if any cannot be opened, the ones already open are removed."""
+    from ..render.layout import tile_grid
+
+    writers = []
+    try:
+        for name in names:
+            writers.append(settings.writer(out / f"{name}{suffix}", resolution))
+        preview = None
+        if with_preview and settings.preview:
+            *_, size = tile_grid(len(names), *writers[0].size, settings.preview_cols, settings.preview_tile)
+            preview = settings.writer(out / f"preview{suffix}", resolution, size=size)
+    except BaseException:
+        for writer in writers:
+            writer.abort()
+        raise
+    return writers, preview
+
+
 def run(args) -> int:
     import torch
 
@@ -64,13 +83,7 @@ def run(args) -> int:
     multi = len(spec.screen_specs()) > 1
     suffix = settings.suffix()
     names = [s.name if multi else Path(args.timeline).stem for s in screens]
-    writers = [settings.writer(out / f"{n}{suffix}", G.img_resolution) for n in names]
-    preview = None
-    if len(screens) > 1 and settings.preview:
-        from ..render.layout import tile_grid
-
-        *_, size = tile_grid(len(screens), *writers[0].size, settings.preview_cols, settings.preview_tile)
-        preview = settings.writer(out / f"preview{suffix}", G.img_resolution, size=size)
+    writers, preview = _open_writers(settings, out, names, suffix, G.img_resolution, len(screens) > 1)
     torch.manual_seed(spec.seed)
     stats = render(G, timelines, writers, settings.layout(), batch=settings.batch, noise_mode=settings.noise_mode,
                    preview=preview, preview_cols=settings.preview_cols, preview_tile=settings.preview_tile,

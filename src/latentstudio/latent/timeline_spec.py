@@ -4,7 +4,8 @@
     for screen in spec.screen_specs():                    # one ScreenSpec per screen (at least one)
         timeline = build_timeline(spec, G, screen)        # a latent.timeline.Timeline
 
-A file has named `keys`, then either explicit `segments` (a list of moves) or a `sequence` (keys joined by
+A file has named `keys` (seeds or latent files; from Python also latent tensors, [num_ws, w_dim] or [z_dim] in
+Z), then either explicit `segments` (a list of moves) or a `sequence` (keys joined by
 a move `between` consecutive keys, with a move `at_key` shown at each key: the exhibition's ballad is
 five keys, a 7-stop noise loop at each, 150-frame interpolations between). `screens` renders the same
 timeline several times with per-screen keys, seeds or frame offsets; every screen has the same frames.
@@ -14,9 +15,11 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import re
 from pathlib import Path
 
 import numpy as np
+import torch
 import yaml
 
 from ..config import Config, ConfigError
@@ -127,9 +130,9 @@ class TimelineSpec:
         """Plain data with every default filled in (the resolved form written next to outputs)."""
         return {"model": self.model, "space": self.space, "truncation": self.truncation_psi,
                 "truncation_cutoff": self.truncation_cutoff, "class": self.class_idx, "seed": self.seed,
-                "end_frame": self.end_frame, "keys": {k: str(v) for k, v in self.keys.items()},
+                "end_frame": self.end_frame, "keys": {k: _key_text(v) for k, v in self.keys.items()},
                 "segments": [{"move": name, **spec.to_dict()} for name, spec in self.moves],
-                "screens": [s.to_dict() for s in self.screen_specs()], "render": self.render}
+                "screens": [_screen_dict(s) for s in self.screen_specs()], "render": self.render}
 
 
 TOP_LEVEL = ("model", "space", "truncation", "truncation_cutoff", "class", "seed", "end_frame", "keys", "segments",
@@ -176,7 +179,13 @@ def _parse_screens(data, where: str) -> tuple:
     if not isinstance(data, list):
         raise ConfigError(f"{where}: `screens` is a list of screens or {{count: N, offset: F, seed: S}}")
     screens = [ScreenSpec.from_dict(s or {}, f"{where}.screens[{i}]") for i, s in enumerate(data)]
-    return tuple(s if s.name else s.replace(name=f"screen{i + 1}") for i, s in enumerate(screens))
+    screens = [s if s.name else s.replace(name=f"screen{i + 1}") for i, s in enumerate(screens)]
+    names = [str(s.name) for s in screens]
+    bad = [n for n in names if not re.fullmatch(r"[A-Za-z0-9_.-]+", n) or n.startswith(".")]
+    if bad or len(set(names)) != len(names) or "preview" in names:
+        raise ConfigError(f"{where}: screen names become file names: use distinct names of letters, digits, "
+                          f"'_', '-', '.' (not 'preview'); got {names}")
+    return tuple(screens)
 
 
 def parse_timeline(data: dict, where: str = "timeline", base_dir: str | Path | None = None) -> TimelineSpec:
@@ -227,6 +236,15 @@ def load_timeline_spec(path: str | Path) -> TimelineSpec:
         raise UserError(str(exc)) from None
 
 
+def _key_text(value) -> str:
+    return "<latent in memory>" if isinstance(value, torch.Tensor) else str(value)
+
+
+def _screen_dict(screen: ScreenSpec) -> dict:
+    return {"name": screen.name, "keys": {k: _key_text(v) for k, v in screen.keys.items()}, "offset": screen.offset,
+            "seed": screen.seed}
+
+
 class _KeyResolver:
     """Named keys (with a screen's overrides) or direct key specs -> one latent each, cached."""
 
@@ -243,6 +261,9 @@ class _KeyResolver:
             raise UserError(f"{where}: this move needs a key (a name from `keys`, a seed or a latent file)")
         text = str(ref)
         source = self.names.get(text, ref)
+        if text not in self.cache and isinstance(source, torch.Tensor):  # an in-memory latent (the server's)
+            latent = source.detach().float().cpu()
+            self.cache[text] = self.space.check(self.G, latent[None] if latent.dim() < 3 else latent, where)[0]
         if text not in self.cache:
             specs = parse_key(source, self.base_dir)
             if len(specs) != 1:
@@ -292,5 +313,6 @@ def build_timeline(spec: TimelineSpec, G, screen: ScreenSpec | None = None) -> T
         for segment, labels in _build_move(name, m, i, keys, spec, screen, G, space):
             segment.info["keys"] = labels
             segments.append(segment)
-    info = {"screen": screen.to_dict(), "keys": {k: str(v) for k, v in keys.names.items()}}
+    info = {"screen": _screen_dict(screen),
+            "keys": {k: _key_text(v) for k, v in keys.names.items()}}
     return Timeline(space, segments, end_frame=spec.end_frame, offset=screen.offset, info=info)
