@@ -61,9 +61,10 @@ def run_generator(G, ws: torch.Tensor, batch: int) -> None:
         G.synthesis(ws[i:i + batch], noise_mode="const")
 
 
-def run_walk(G, timeline, frames: int, batch: int, layout: FrameLayout, path: Path, preset: str) -> None:
+def run_walk(G, timeline, frames: int, batch: int, layout: FrameLayout, path: Path, preset: str,
+             threads: int | None) -> None:
     """The whole `walk` pipeline for `frames` frames: latents, ws, synthesis, layout, uint8, x264, mux."""
-    writer = open_writer(path, layout.output_size(G.img_resolution), fps=30, preset=preset)
+    writer = open_writer(path, layout.output_size(G.img_resolution), fps=30, preset=preset, threads=threads)
     render(G, [_Prefix(timeline, frames)], [writer], layout, batch=batch, progress=False)
 
 
@@ -95,7 +96,7 @@ def measure(G, timelines, ws, args, tmp: Path) -> dict[str, list[tuple[float, fl
         for move, timeline in timelines.items():
             rows[f"walk {move} -> mp4 ({size_text})"] = (
                 lambda t=timeline, lay=layout: run_walk(G, t, args.frames, args.batch, lay, tmp / "w.mp4",
-                                                        args.preset))
+                                                        args.preset, args.encoder_threads))
     names = list(rows)
     results: dict[str, list[tuple[float, float]]] = {n: [] for n in names}
     for r in range(args.repeats):
@@ -121,9 +122,10 @@ def print_table(results, frames: int, t_enc: tuple[float, float]) -> None:
           f"{1000 * t_enc[1] / frames:12.2f} | {'-':>21s} | {'-':>17s} |")
 
 
-def time_encoder(frames_u8: np.ndarray, path: Path, preset: str, batch: int) -> tuple[float, float]:
+def time_encoder(frames_u8: np.ndarray, path: Path, preset: str, batch: int, threads) -> tuple[float, float]:
     def encode():
-        with open_writer(path, (frames_u8.shape[2], frames_u8.shape[1]), fps=30, preset=preset) as w:
+        size = (frames_u8.shape[2], frames_u8.shape[1])
+        with open_writer(path, size, fps=30, preset=preset, threads=threads) as w:
             for i in range(0, len(frames_u8), batch):
                 w.write(frames_u8[i:i + batch])
     return timed(encode)
@@ -138,6 +140,7 @@ def main(argv=None) -> int:
     p.add_argument("--sizes", default="model", help="output sizes, comma separated (model or WxH, fill)")
     p.add_argument("--preset", default="medium", help="x264 preset (the walk default is medium)")
     p.add_argument("--threads", type=int, default=None, help="torch threads (default: torch's choice)")
+    p.add_argument("--encoder-threads", type=int, default=None, help="x264 threads (default: the walk's choice)")
     args = p.parse_args(argv)
     if args.threads:
         torch.set_num_threads(args.threads)
@@ -151,10 +154,11 @@ def main(argv=None) -> int:
         results = measure(G, timelines, ws, args, Path(tmp))
         frames_u8 = np.concatenate(list(iter_frames(G, _Prefix(timelines["interpolate"], args.frames),
                                                     batch=args.batch)))
-        t_enc = time_encoder(frames_u8, Path(tmp) / "enc.mp4", args.preset, args.batch)
+        t_enc = time_encoder(frames_u8, Path(tmp) / "enc.mp4", args.preset, args.batch, args.encoder_threads)
     load_after = os.getloadavg()
     print(f"model: {source} ({G.img_resolution} px), batch {args.batch}, {args.frames} frames per run, x264 "
-          f"preset {args.preset}, torch threads {torch.get_num_threads()}, CPUs {os.cpu_count()}, "
+          f"preset {args.preset}, x264 threads {args.encoder_threads if args.encoder_threads is not None else 'auto'}, "
+          f"torch threads {torch.get_num_threads()}, CPUs {os.cpu_count()}, "
           f"{args.repeats} rounds")
     print(f"load average before {load_before[0]:.2f} / after {load_after[0]:.2f} (the machine is shared; CPU time "
           "is this process's, all threads)")

@@ -7,7 +7,7 @@ from pathlib import Path
 
 from ..errors import UserError
 from .common import add_command, add_device_argument, add_model_argument, check_out_dir, positive_int, write_run_record
-from .walk import add_space_options
+from .walk import OWN_DEFAULT, add_space_options
 
 # Settings that decide which neighbours come out; a folder made with the same ones can be picked from again.
 IDENTITY = ("model", "key", "count", "sigma", "seed", "space", "trunc", "trunc_cutoff", "class_idx")
@@ -26,7 +26,7 @@ def register(sub) -> None:
     add_space_options(p)
     p.add_argument("--pick", default=None,
                    help="neighbour number(s) from the sheet, e.g. 37 or 3,37: written to OUT/pick.npz, a key for "
-                        "walk --keys / timelines (reuses OUT when it was made with the same settings)")
+                        "walk --keys / timelines (reuses OUT when it was made with the same settings)" + OWN_DEFAULT)
     p.add_argument("--out", required=True, help="output directory")
     p.add_argument("--thumb", type=positive_int, default=128, help="size of each picture on the contact sheet")
     p.add_argument("--cols", type=positive_int, default=10, help="contact sheet columns")

@@ -8,7 +8,7 @@ from pathlib import Path
 
 from ..errors import UserError
 from .common import add_command, add_device_argument, check_out_dir, write_run_record
-from .walk import add_render_options, render_settings
+from .walk import OWN_DEFAULT, add_render_options, render_settings
 
 
 def register(sub) -> None:
@@ -19,7 +19,8 @@ def register(sub) -> None:
     p.add_argument("--model", default=argparse.SUPPRESS,
                    help="model directory or NVIDIA .pkl (default: the timeline's `model`, else the built-in model)")
     p.add_argument("--out", required=True, help="output directory")
-    p.add_argument("--screens", default=None, help="render only these screens (1-based, e.g. 1,3)")
+    p.add_argument("--screens", default=None, help="render only these screens (1-based, e.g. 1,3; default: all)"
+                   + OWN_DEFAULT)
     p.add_argument("--preview", action=argparse.BooleanOptionalAction, default=argparse.SUPPRESS,
                    help="multi-screen: also write preview.<ext> with every screen tiled (default: yes)")
     add_render_options(p, defaults=False)

@@ -9,6 +9,8 @@ from ..errors import UserError
 from .common import add_command, add_device_argument, add_model_argument, positive_int, write_run_record
 
 MOVES = ("interpolate", "noise-loop", "spacewalk", "circle")
+# Prints nothing; its presence tells argparse's ArgumentDefaultsHelpFormatter that the help states the default.
+OWN_DEFAULT = "%(default).0s"
 DEFAULT_FRAMES = {"interpolate": 150, "noise-loop": 30, "spacewalk": 300, "circle": 300}
 
 
@@ -16,7 +18,8 @@ def add_space_options(p) -> None:
     p.add_argument("--space", choices=("z", "w", "w+"), default="w",
                    help="where the maths happens: z (through the mapping), w (one w for all layers), w+ (per layer)")
     p.add_argument("--trunc", type=float, default=1.0, help="truncation psi for seeds and Z walks (1 = none)")
-    p.add_argument("--trunc-cutoff", type=int, default=None, help="truncate only the first N ws (default: all)")
+    p.add_argument("--trunc-cutoff", type=int, default=None,
+                   help="truncate only the first N ws (default: all)" + OWN_DEFAULT)
     p.add_argument("--class", dest="class_idx", type=int, default=None, help="class index (conditional models)")
 
 
@@ -28,15 +31,18 @@ def add_render_options(p, defaults: bool = True) -> None:
     d = RenderSettings()
     dflt = (lambda v: v) if defaults else (lambda v: argparse.SUPPRESS)
     p.add_argument("--fps", type=float, default=dflt(d.fps), help="frames per second")
-    p.add_argument("--size", default=dflt(d.size), help="output WIDTHxHEIGHT (default: the model's square)")
+    own = OWN_DEFAULT if defaults else ""  # argparse drops %(default) for SUPPRESS defaults
+    p.add_argument("--size", default=dflt(d.size), help="output WIDTHxHEIGHT (default: the model's square)" + own)
     p.add_argument("--fit", choices=FITS, default=dflt(d.fit),
                    help="non-square sizes: fit inside (borders), fill (crop), pad (no scaling), stretch")
     p.add_argument("--filter", choices=FILTERS, default=dflt(d.filter), help="scaling filter")
     p.add_argument("--background", default=dflt(d.background), help="border colour for fit/pad (name or #rrggbb)")
     p.add_argument("--format", choices=("mp4", "gif", "png"), default=dflt(d.format),
-                   help="output format (default: from --out: .mp4, .gif, or a directory for PNG frames)")
+                   help="output format (default: from --out: .mp4, .gif, or a directory for PNG frames)" + own)
     p.add_argument("--crf", type=int, default=dflt(d.crf), help="H.264 quality: 18 visually lossless, 23 smaller")
     p.add_argument("--preset", default=dflt(d.preset), help="x264 preset: ultrafast ... medium ... veryslow")
+    p.add_argument("--threads", type=int, default=dflt(d.threads),
+                   help="x264 threads (default: 1 up to 640x640 frames, else FFmpeg's choice; 0 = FFmpeg's)" + own)
     p.add_argument("--backend", choices=("auto", "pyav", "ffmpeg"), default=dflt(d.backend),
                    help="MP4 encoder: PyAV or imageio-ffmpeg's ffmpeg")
     p.add_argument("--batch", type=positive_int, default=dflt(d.batch), help="frames per generator call")
@@ -64,18 +70,19 @@ def register(sub) -> None:
     add_model_argument(p)
     p.add_argument("--keys", default=None,
                    help="seeds (7, 3-6) and latent files (projected_w.npz, neighbours/037.npz, f.npz#2), comma "
-                        "separated (default: 0,1 for interpolate, else 0)")
+                        "separated (default: 0,1 for interpolate, else 0)" + OWN_DEFAULT)
     p.add_argument("--move", choices=MOVES, default="interpolate", help="how to move")
     p.add_argument("--frames", type=positive_int, default=None,
                    help="interpolate: frames per pair (150); noise-loop: frames per stop (30); spacewalk and "
-                        "circle: frames in all (300)")
+                        "circle: frames in all (300)" + OWN_DEFAULT)
     p.add_argument("--stops", type=positive_int, default=7, help="noise-loop: number of stops")
     p.add_argument("--sigma", type=float, default=0.3, help="noise-loop: σ of each step between stops")
     p.add_argument("--mode", choices=("linear", "slerp"), default="linear", help="interpolate: linear or spherical")
     p.add_argument("--easing", choices=("linear", "ease-in", "ease-out", "ease-in-out", "smoothstep"),
                    default="linear", help="interpolate / noise-loop: speed curve within each segment")
     p.add_argument("--loop", action=argparse.BooleanOptionalAction, default=None,
-                   help="interpolate: return to the first key (default no); spacewalk: close the walk (default yes)")
+                   help="interpolate: return to the first key (default no); spacewalk: close the walk (default yes)"
+                   + OWN_DEFAULT)
     p.add_argument("--radius", type=float, default=0.5, help="spacewalk: σ of the drift around the key")
     p.add_argument("--speed", type=float, default=0.01,
                    help="spacewalk: noise units per frame (a swing takes about 0.4/speed frames)")

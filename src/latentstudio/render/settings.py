@@ -23,6 +23,7 @@ class RenderSettings(Config):
     crf: int = 18  # H.264 quality: 0 lossless, 18 visually lossless, 23 FFmpeg's default, 51 worst
     preset: str = "medium"  # x264 speed/size trade-off: ultrafast ... veryslow
     backend: str = "auto"  # pyav | ffmpeg (imageio-ffmpeg) | auto
+    threads: int | None = None  # x264 threads (default: 1 up to 640x640 frames, else FFmpeg's choice)
     batch: int = 8  # frames per generator call
     noise_mode: str = "const"  # const | random | none (per-pixel noise of the generator)
     preview: bool = True  # multi-screen renders: also a tiled preview video
@@ -45,7 +46,7 @@ class RenderSettings(Config):
 
     def writer(self, path: str | Path, resolution: int, size: tuple[int, int] | None = None) -> FrameWriter:
         return open_writer(path, size or self.output_size(resolution), fps=self.fps, format=self.format,
-                           backend=self.backend, crf=self.crf, preset=self.preset)
+                           backend=self.backend, crf=self.crf, preset=self.preset, threads=self.threads)
 
     def suffix(self) -> str:
         fmt = format_for("x.mp4", self.format)
