@@ -98,6 +98,7 @@ def run(args) -> int:
     from ..device import resolve_device
     from ..invert import ProjectConfig, build_loss, load_targets, project_images
     from ..invert.outputs import projection_metrics, target_names, write_progress_video, write_target
+    from ..invert.projector import refine_settings
     from ..io.registry import open_model
 
     model_spec, target_paths = split_model(args.paths)
@@ -107,9 +108,11 @@ def run(args) -> int:
     G = model.G
     targets, files = load_targets(target_paths, G, crop=args.crop)
     init_ws, init_label = resolve_init(args.init, G, model.path, targets, args.encoder)
-    lr = args.lr if args.lr is not None else (0.1 if init_ws is None else 0.02)
-    cfg = ProjectConfig(steps=args.steps, space=args.space, loss=args.loss, noise=args.noise, lr=lr,
-                        w_noise=0.05 if init_ws is None else 0.0, seed=args.seed, batch=args.batch)
+    start = refine_settings(from_mean=init_ws is None)
+    if args.lr is not None:
+        start["lr"] = args.lr
+    cfg = ProjectConfig(steps=args.steps, space=args.space, loss=args.loss, noise=args.noise, seed=args.seed,
+                        batch=args.batch, **start)
     loss = build_loss(cfg.loss, features=args.features, perceptual_side=cfg.perceptual_side, device=dev)
     record = max(1, args.steps // 300) if args.save_video else 0
     proj = project_images(G, targets, cfg, init_ws=init_ws, loss=loss, device=dev, record_every=record)

@@ -13,11 +13,11 @@ from .encoder import Encoder, EncoderConfig, default_encoder_dir, load_encoder, 
 from .live import LIVE_CONFIG, LiveProjector, LiveResult, live_project
 from .losses import ImageLoss, build_loss
 from .metrics import psnr, ssim
-from .projector import ProjectConfig, Projection, WStats, project_images, w_statistics
+from .projector import ProjectConfig, Projection, WStats, project_images, refine_settings, w_statistics
 from .targets import image_to_target, load_targets
 from .train_encoder import EncoderTrainConfig, train_encoder
 
-__all__ = ["project_images", "ProjectConfig", "Projection", "WStats", "w_statistics", "load_targets",
+__all__ = ["project_images", "ProjectConfig", "Projection", "WStats", "w_statistics", "refine_settings", "load_targets",
            "image_to_target", "ImageLoss", "build_loss", "psnr", "ssim", "Encoder", "EncoderConfig",
            "load_encoder", "save_encoder", "default_encoder_dir", "train_encoder", "EncoderTrainConfig",
            "LiveProjector", "LiveResult", "live_project", "LIVE_CONFIG"]

@@ -46,6 +46,23 @@ class LiveProjector:
         self.loss = build_loss(config.loss, features=features, vgg=vgg, perceptual_side=config.perceptual_side,
                                device=self.device)
         self.stats = WStats(w_avg=encoder.w_avg.to(self.device), w_std=float(encoder.w_std))
+        self.render_s, self.step_s = self._warm_up()
+
+    def _warm_up(self) -> tuple[float, float]:
+        """Run every kernel once (the first call of a convolution is slow on CPUs) and time one rendering and
+        one refinement step, so that calls can plan within their budget."""
+        blank = torch.zeros(1, self.G.img_channels, self.G.img_resolution, self.G.img_resolution, device=self.device)
+        with torch.no_grad():
+            ws = self.encoder(blank)
+            self.G.synthesis(ws, noise_mode="const")
+            t = time.perf_counter()
+            self.G.synthesis(ws, noise_mode="const")
+            render_s = time.perf_counter() - t
+        cfg = self.config.replace(steps=2)
+        t = time.perf_counter()
+        project_images(self.G, blank, cfg, init_ws=ws, loss=self.loss, w_stats=self.stats, device=self.device,
+                       progress=False)
+        return render_s, (time.perf_counter() - t) / 2
 
     def __call__(self, image, budget_s: float = 8.0) -> LiveResult:
         t0 = time.perf_counter()
@@ -53,8 +70,8 @@ class LiveProjector:
         with torch.no_grad():
             ws = self.encoder(target)
         steps = 0
-        left = budget_s - (time.perf_counter() - t0) - self._reserve()
-        if left > 0:
+        left = budget_s - (time.perf_counter() - t0) - 2 * self.render_s
+        if left > 1.5 * self.step_s:  # room for at least one step
             proj = project_images(self.G, target, self.config, init_ws=ws, loss=self.loss, w_stats=self.stats,
                                   device=self.device, progress=False, time_budget_s=left)
             ws, images, steps = proj.ws, proj.images, proj.steps
@@ -63,15 +80,6 @@ class LiveProjector:
                 images = self.G.synthesis(ws, noise_mode="const").cpu()
         return LiveResult(ws=ws.cpu(), image=tensor_to_pils(images)[0], steps=steps,
                           seconds=time.perf_counter() - t0, psnr=float(psnr(images, target.cpu())[0]))
-
-    def _reserve(self) -> float:
-        """Time kept back for the final rendering (one synthesis pass, measured once)."""
-        if not hasattr(self, "_render_s"):
-            t = time.perf_counter()
-            with torch.no_grad():
-                self.G.synthesis(self.stats.w_avg.reshape(1, 1, -1).expand(1, self.G.num_ws, -1), noise_mode="const")
-            self._render_s = time.perf_counter() - t
-        return 2 * self._render_s
 
 
 def live_project(G, encoder, image, budget_s: float = 8.0, **kwargs) -> LiveResult:

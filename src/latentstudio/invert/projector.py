@@ -62,6 +62,12 @@ class ProjectConfig(Config):
             raise ConfigError("steps and batch must be at least 1")
 
 
+def refine_settings(from_mean: bool) -> dict:
+    """Settings that depend on the start: from the mean w the optimiser explores (peak learning rate 0.1, noise
+    on w); from an encoder guess or a latent file it is next to the answer (0.02, no noise on w)."""
+    return {"lr": 0.1, "w_noise": 0.05} if from_mean else {"lr": 0.02, "w_noise": 0.0}
+
+
 @dataclasses.dataclass(frozen=True)
 class WStats:
     w_avg: torch.Tensor  # [w_dim]
