@@ -124,3 +124,20 @@ def _pixel_live():
     from latentstudio.invert import LIVE_CONFIG
 
     return LIVE_CONFIG.replace(loss="pixel")
+
+
+def test_live_projector_for_a_model_dir_with_and_without_encoder(tmp_path, tiny_model_dir, trained):
+    import shutil
+
+    from latentstudio.invert import live_projector_for
+    from latentstudio.io.registry import open_model
+
+    shutil.copytree(tiny_model_dir, tmp_path / "m")
+    model = open_model(tmp_path / "m", device="cpu")
+    bare = live_projector_for(model, device="cpu", config=_pixel_live())
+    assert bare.encoder is None and bare.config.lr == 0.1  # mean-w start settings
+    target = torch.zeros(1, 3, 32, 32)
+    torch.testing.assert_close(bare.guess(target), bare.stats.w_avg.expand(1, model.G.num_ws, -1))
+    assert bare(target, budget_s=0.5).ws.shape == (1, model.G.num_ws, model.G.w_dim)
+    save_encoder(default_encoder_dir(tmp_path / "m"), trained[0], {})
+    assert live_projector_for(model, device="cpu", config=_pixel_live()).encoder is not None

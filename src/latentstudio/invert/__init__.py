@@ -10,7 +10,7 @@ Offline: `project_images` (optimisation; `init_ws` from an encoder or a latent f
 """
 
 from .encoder import Encoder, EncoderConfig, default_encoder_dir, load_encoder, save_encoder
-from .live import LIVE_CONFIG, LiveProjector, LiveResult, live_project
+from .live import LIVE_CONFIG, LiveProjector, LiveResult, live_project, live_projector_for
 from .losses import ImageLoss, build_loss
 from .metrics import psnr, ssim
 from .projector import ProjectConfig, Projection, WStats, project_images, refine_settings, w_statistics
@@ -20,4 +20,4 @@ from .train_encoder import EncoderTrainConfig, train_encoder
 __all__ = ["project_images", "ProjectConfig", "Projection", "WStats", "w_statistics", "refine_settings", "load_targets",
            "image_to_target", "ImageLoss", "build_loss", "psnr", "ssim", "Encoder", "EncoderConfig",
            "load_encoder", "save_encoder", "default_encoder_dir", "train_encoder", "EncoderTrainConfig",
-           "LiveProjector", "LiveResult", "live_project", "LIVE_CONFIG"]
+           "LiveProjector", "LiveResult", "live_project", "live_projector_for", "LIVE_CONFIG"]
