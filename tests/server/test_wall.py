@@ -76,3 +76,15 @@ def test_a_new_drawing_reaches_the_wall_stream(client):
             return any(drawing["id"] in t for t in seen)
 
         wait_for(joined, timeout=20, step=0)
+
+
+def test_wall_mjpeg_stream_is_bounded_and_paced(client):
+    import time
+
+    start = time.monotonic()
+    body = client.get("/api/wall.mjpeg", params={"seconds": 1.0, "fps": 10}).content
+    elapsed = time.monotonic() - start
+    frames = body.count(b"Content-Type: image/jpeg")
+    assert body.count(b"\xff\xd8\xff") >= frames >= 3
+    assert frames <= 12 and elapsed < 10  # paced at 10 fps, and it ends by itself
+    assert client.get("/api/wall.mjpeg", params={"seconds": 0}).status_code == 422

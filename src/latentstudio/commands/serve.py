@@ -36,6 +36,7 @@ def run(args) -> int:
 
     if not 0 < args.port < 65536:
         raise UserError(f"--port {args.port}: use 1 .. 65535")
+    check_model(args.model)
     config = ServeConfig(model=args.model, data_dir=args.data, host=args.host, port=args.port, device=args.device,
                          batching=not args.no_batching, max_batch=args.max_batch, max_wait_ms=args.max_wait_ms,
                          wall_fps=args.wall_fps, project_budget_s=args.project_seconds,
@@ -51,6 +52,23 @@ def run(args) -> int:
         print("  note: bound to a network address; anyone on the network can draw and view", flush=True)
     uvicorn.run(create_app(config), host=args.host, port=args.port, log_level=args.log_level, ws="auto")
     return 0
+
+
+def check_model(spec: str | None) -> None:
+    """Fail with one line before the server starts (the model itself is loaded once, in the app's lifespan)."""
+    from pathlib import Path
+
+    from ..errors import UserError
+    from ..io.model_dir import read_config
+
+    if spec in (None, "", "default") or str(spec).startswith(("http://", "https://")):
+        return  # the default model falls back to an untrained one; URLs are fetched by the loader
+    path = Path(spec).expanduser()
+    if path.suffix == ".pkl" and path.is_file():
+        return
+    if path.suffix == ".pkl":
+        raise UserError(f"MODEL {spec}: no such file")
+    read_config(path)
 
 
 def argparse_safe(args):
