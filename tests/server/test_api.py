@@ -140,7 +140,7 @@ def test_render_job_writes_an_mp4_with_every_frame(client):
 
     with av.open(io.BytesIO(video.content)) as container:
         frames = list(container.decode(video=0))
-    assert len(frames) == 2 * 5 == status["result"]["frames"] and frames[0].width == 32
+    assert len(frames) == 2 * 5 + 1 == status["result"]["frames"] and frames[0].width == 32  # ends on the last key
     assert client.post("/api/render", json={"keys": []}).status_code == 422
 
 

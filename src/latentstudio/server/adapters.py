@@ -1,115 +1,103 @@
-"""The one place where the server calls other areas of latentstudio (walks, projection, video).
-
-Each function is a thin boundary: while the owner's API has not landed on main it holds the smallest stand-in
-that works (marked TODO). Replace the bodies with calls to the owners' functions as they land; the server
-code only ever calls these functions.
+"""The one place where the server calls other areas of latentstudio: walks (latent/, render/), projection
+(invert/) and the built-in default model (io.registry). The server code only ever calls these functions, so a
+change in another area's API is absorbed here.
 """
 
 from __future__ import annotations
 
-import time
+import logging
 from pathlib import Path
 
 import numpy as np
 import torch
 
+from ..latent.io import load_ws, save_latents
+from ..latent.moves import lerp
+from ..latent.neighbours import sample_neighbours
+from ..latent.space import LatentSpace
 
-def lerp(a: torch.Tensor, b: torch.Tensor, t: float) -> torch.Tensor:
-    """Linear interpolation a*(1-t) + b*t of two ws (the walks area's interpolation, one frame).
-    TODO(walks): use latentstudio.latent's interpolation once it lands."""
-    return a + (b - a) * float(t)
+log = logging.getLogger("latentstudio.server")
+W_SPACE = LatentSpace("w")  # the server works on ws; neighbour and loop noise is one w_dim vector for all layers
+
+
+def interpolate(a: torch.Tensor, b: torch.Tensor, frames: int) -> torch.Tensor:
+    """`frames` ws from a to b inclusive [frames, num_ws, w_dim]."""
+    return lerp(a, b, torch.linspace(0, 1, frames))
 
 
 def neighbours(ws: torch.Tensor, count: int, strength: float, seed: int) -> torch.Tensor:
-    """`count` neighbours of ws [num_ws, w_dim]: ws plus Gaussian noise of std `strength` in W (the same noise on
-    every row, so a W-space latent stays one). Deterministic in `seed`. Returns [count, num_ws, w_dim].
-    TODO(walks): use latentstudio.latent's neighbours once it lands."""
-    gen = torch.Generator().manual_seed(int(seed))
-    noise = torch.randn([count, 1, ws.shape[-1]], generator=gen) * float(strength)
-    return ws.unsqueeze(0).cpu() + noise
-
-
-def noise_loop_stops(ws: torch.Tensor, stops: int, strength: float, seed: int) -> torch.Tensor:
-    """Stops of a closed noise loop around ws: stop 0 = ws, stop k = stop k-1 + noise (the exhibition's recipe).
-    Frames interpolate stop k -> k+1 and the last stop back to stop 0. Returns [stops, num_ws, w_dim].
-    TODO(walks): use latentstudio.latent's noise loop once it lands."""
-    gen = torch.Generator().manual_seed(int(seed))
-    steps = torch.randn([stops - 1, 1, ws.shape[-1]], generator=gen) * float(strength)
-    out = [ws.cpu()]
-    for step in steps:
-        out.append(out[-1] + step)
-    return torch.stack(out)
-
-
-def project_image(G, image: torch.Tensor, budget_s: float, device, seed: int = 0) -> torch.Tensor:
-    """Project one image [1, C, H, W] in [-1, 1] (already at the model's resolution) to ws [num_ws, w_dim] within
-    about `budget_s` seconds.
-    TODO(project): call latentstudio.invert's live_project(G, encoder, image, budget_s) once it lands; this
-    stand-in picks the closest of a few seeds in pixel space and refines one W latent with Adam on pixel MSE."""
-    start = time.monotonic()
-    target = image.to(device)
-    with torch.no_grad():
-        z = torch.from_numpy(np.random.RandomState(seed).randn(16, G.z_dim)).float().to(device)
-        cands = G.mapping(z, None, truncation_psi=0.7)[:, :1]
-        err = [(G.synthesis(c.unsqueeze(0).repeat(1, G.num_ws, 1), noise_mode="const") - target).square().mean()
-               for c in cands]
-        w = cands[int(torch.stack(err).argmin())].clone().unsqueeze(0)
-    w.requires_grad_(True)
-    opt = torch.optim.Adam([w], lr=0.05)
-    while time.monotonic() - start < budget_s:
-        loss = (G.synthesis(w.repeat(1, G.num_ws, 1), noise_mode="const") - target).square().mean()
-        opt.zero_grad(set_to_none=True)
-        loss.backward()
-        opt.step()
-    return w.detach().repeat(1, G.num_ws, 1)[0].cpu()
+    """`count` neighbours [count, num_ws, w_dim] of ws: the exhibition's Gaussian noise in W, deterministic in seed
+    (neighbour i does not depend on how many were asked for)."""
+    return sample_neighbours(ws.cpu(), W_SPACE, count=count, sigma=float(strength), seed=int(seed))
 
 
 def save_latent(path: Path, ws: torch.Tensor) -> None:
-    """Write ws [num_ws, w_dim] as NVIDIA's projected_w.npz (key 'w', shape [1, num_ws, w_dim]).
-    TODO(walks): use latentstudio.latent's npz I/O once it lands."""
-    tmp = path.with_name(path.name + ".tmp.npz")
-    np.savez(tmp, w=ws.unsqueeze(0).cpu().numpy().astype(np.float32))
-    tmp.replace(path)
+    """ws [num_ws, w_dim] as NVIDIA's projected_w.npz layout (written atomically)."""
+    save_latents(path, ws.cpu())
 
 
 def load_latent(path: Path) -> torch.Tensor:
-    """Read a projected_w.npz written by save_latent (or by NVIDIA's projector) -> ws [num_ws, w_dim].
-    TODO(walks): use latentstudio.latent's npz I/O once it lands."""
-    with np.load(path) as data:
-        return torch.from_numpy(np.asarray(data["w"], dtype=np.float32)).reshape(-1, data["w"].shape[-1])
+    return load_ws(path)[0]
 
 
 def open_video_writer(path: Path, fps: int, size: int):
-    """A writer with .write(frame uint8 [H, W, 3]) and .close() that makes an H.264 MP4.
-    TODO(walks): use latentstudio.render's video writer once it lands."""
-    from ..errors import require
+    """An MP4 writer: .write(frames [B, H, W, 3] uint8), .close(), .abort() (no partial file left)."""
+    from ..render.video import open_writer
 
-    av = require("av", "video", "Rendering videos")
-    container = av.open(str(path), mode="w")
-    stream = container.add_stream("libx264", rate=fps)
-    stream.width = stream.height = size
-    stream.pix_fmt = "yuv420p"
-    stream.options = {"crf": "20"}
+    return open_writer(path, (size, size), fps=fps)
 
-    class _Writer:
-        def write(self, frame: np.ndarray) -> None:
-            for packet in stream.encode(av.VideoFrame.from_ndarray(np.ascontiguousarray(frame), format="rgb24")):
-                container.mux(packet)
 
-        def close(self) -> None:
-            for packet in stream.encode():
-                container.mux(packet)
-            container.close()
+class DrawingProjector:
+    """Projects visitor drawings within a time budget. With an encoder next to the model (MODEL/encoder, from
+    `latentstudio train-encoder`) it uses the projection area's live path (encoder guess + refinement); without
+    one it runs the optimisation projector from the mean w against the clock. Built once per model, on the job
+    thread (the VGG16 loss loads here)."""
 
-    return _Writer()
+    def __init__(self, model, device, loss: str = "vgg+pixel"):
+        from ..invert import (
+            LIVE_CONFIG,
+            LiveProjector,
+            ProjectConfig,
+            build_loss,
+            default_encoder_dir,
+            load_encoder,
+            refine_settings,
+            w_statistics,
+        )
+
+        self.G, self.device, self.live = model.G, device, None
+        encoder_dir = default_encoder_dir(model.path)
+        if (Path(encoder_dir) / "config.json").is_file():
+            encoder = load_encoder(encoder_dir, self.G, device=device)
+            self.live = LiveProjector(self.G, encoder, config=LIVE_CONFIG.replace(loss=loss), device=device)
+            log.info("projecting drawings with the encoder in %s", encoder_dir)
+            return
+        self.config = ProjectConfig(steps=1000, space="w", loss=loss, perceptual_side=64, **refine_settings(True))
+        self.loss = build_loss(loss, perceptual_side=self.config.perceptual_side, device=device)
+        self.stats = w_statistics(self.G, 2000, device=device)
+        from ..invert import project_images
+
+        blank = torch.zeros(1, self.G.img_channels, self.G.img_resolution, self.G.img_resolution)
+        # the first steps of every kernel are slow on CPUs; pay that here, not in a visitor's time budget
+        project_images(self.G, blank, self.config.replace(steps=2), loss=self.loss, w_stats=self.stats,
+                       device=device, progress=False)
+
+    def __call__(self, image, budget_s: float) -> torch.Tensor:
+        """PIL drawing -> ws [num_ws, w_dim] (CPU)."""
+        if self.live is not None:
+            return self.live(image, budget_s=budget_s).ws[0].cpu()
+        from ..invert import image_to_target, project_images
+
+        target = image_to_target(image, self.G)
+        proj = project_images(self.G, target, self.config, loss=self.loss, w_stats=self.stats, device=self.device,
+                              progress=False, time_budget_s=budget_s)
+        return proj.ws[0].detach().cpu()
 
 
 def open_serving_model(spec: str | None, device):
     """The model to serve: `spec` through io.registry.open_model; without a spec the built-in default model.
     TODO(train): while the built-in default model is not installed, an untrained cpu128 generator (seed 0) is
     served instead, with a warning, so the installation still runs end to end."""
-    import logging
-
     from ..errors import ModelFormatError
     from ..io.model_dir import LoadedModel, ModelConfig
     from ..io.registry import open_model
@@ -120,11 +108,15 @@ def open_serving_model(spec: str | None, device):
     except ModelFormatError:
         if spec not in (None, "", "default"):
             raise
-        logging.getLogger("latentstudio.server").warning(
-            "the built-in default model is not installed; serving an untrained cpu128 generator")
+        log.warning("the built-in default model is not installed; serving an untrained cpu128 generator")
         torch.manual_seed(0)
         G = Generator(get_preset("cpu128").generator).to(device).eval()
         model = LoadedModel(path=Path("random-init-cpu128"), config=ModelConfig(generator=G.config),
                             provenance={"source": "random-init", "preset": "cpu128", "seed": 0}, G=G)
     model.G.requires_grad_(False)  # the server never trains; projection optimises latents only
     return model
+
+
+def seed_z(seed: int, z_dim: int) -> torch.Tensor:
+    """z of a seed with NVIDIA's semantics [1, z_dim]."""
+    return torch.from_numpy(np.random.RandomState(seed).randn(1, z_dim)).float()

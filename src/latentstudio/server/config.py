@@ -31,6 +31,7 @@ class ServeConfig(Config):
     job_burst: int = 10
     # Projection of visitor drawings (seconds of optimisation per drawing).
     project_budget_s: float = 4.0
+    project_loss: str = "vgg+pixel"  # invert.losses spec ("pixel" needs no VGG16 weights)
     # Wall: frames per second, frames of each noise-loop segment and of each interpolation between drawings.
     wall_fps: int = 24
     wall_loop_stops: int = 7

@@ -133,7 +133,7 @@ class Engine:
         if key not in self._seed_cache:
             if len(self._seed_cache) > 4096:
                 self._seed_cache.clear()
-            z = torch.from_numpy(np.random.RandomState(seed).randn(1, self.G.z_dim)).float().to(self.device)
+            z = adapters.seed_z(seed, self.G.z_dim).to(self.device)
             with torch.no_grad():
                 self._seed_cache[key] = self.G.mapping(z, self._labels(1), truncation_psi=psi)[0].cpu()
         return self._seed_cache[key]

@@ -6,13 +6,11 @@ from __future__ import annotations
 import asyncio
 import concurrent.futures
 import logging
-import os
 
 import torch
 
-from ..data.images import resize, square
 from ..errors import UserError
-from ..render.images import pil_to_tensor, to_uint8
+from ..render.stream import iter_frames
 from . import adapters, timeline
 from .store import Store
 
@@ -27,6 +25,7 @@ class JobRunner:
         self.executor = concurrent.futures.ThreadPoolExecutor(1, thread_name_prefix="jobs")
         self.queue: asyncio.Queue | None = None
         self.task: asyncio.Task | None = None
+        self._projector: tuple[int, adapters.DrawingProjector] | None = None  # (id of G, projector), job thread
 
     def start(self) -> None:
         self.queue = asyncio.Queue()
@@ -79,19 +78,24 @@ class JobRunner:
         if self.store.get_drawing(drawing_id) is None:
             raise UserError(f"drawing {drawing_id} was deleted before it was projected")
         self.store.set_drawing_status(drawing_id, "projecting")
-        G = self.engine.G
         from PIL import Image
 
         with Image.open(self.store.drawing_path(drawing_id)) as img:
-            img = resize(square(img.convert("RGB"), "pad"), G.img_resolution)
-        target = pil_to_tensor(img, G.img_channels)
-        ws = adapters.project_image(G, target, self.config.project_budget_s, self.engine.device)
+            drawing = img.convert("RGB")
+        ws = self.projector()(drawing, self.config.project_budget_s)
         adapters.save_latent(self.store.latent_path(drawing_id), ws)
         if job["params"].get("wall", True):
             self.store.add_to_gallery(drawing_id)
         else:
             self.store.set_drawing_status(drawing_id, "done")
         return {"drawing_id": drawing_id, "latent": f"/api/drawings/{drawing_id}/latent"}
+
+    def projector(self) -> adapters.DrawingProjector:
+        model = self.engine.model
+        if self._projector is None or self._projector[0] != id(model.G):  # built once per served model
+            self._projector = (id(model.G), adapters.DrawingProjector(model, self.engine.device,
+                                                                      self.config.project_loss))
+        return self._projector[1]
 
     @torch.no_grad()
     def _render(self, job: dict) -> dict:
@@ -102,15 +106,10 @@ class JobRunner:
                             spec["cyclic"])
         total = min(tl.frames, self.config.max_render_frames)
         path = self.store.render_path(job["id"])
-        tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp.mp4")
-        writer = adapters.open_video_writer(tmp, spec["fps"], G.img_resolution)
-        try:
-            for start in range(0, total, 8):
-                ws = torch.stack([tl.frame(k) for k in range(start, min(total, start + 8))])
-                for frame in to_uint8(G.synthesis(ws.to(self.engine.device), noise_mode="const")):
-                    writer.write(frame if frame.shape[-1] == 3 else frame.repeat(3, axis=-1))
-                self.store.update_job(job["id"], progress=min(total, start + 8) / total)
-        finally:
-            writer.close()
-        tmp.replace(path)
+        with adapters.open_video_writer(path, spec["fps"], G.img_resolution) as writer:  # no partial file on error
+            done = 0
+            for frames in iter_frames(G, tl.walk, batch=8, stop=total):
+                writer.write(frames if frames.shape[-1] == 3 else frames.repeat(3, axis=-1))
+                done += len(frames)
+                self.store.update_job(job["id"], progress=done / total)
         return {"frames": total, "fps": spec["fps"], "video": f"/api/jobs/{job['id']}/video"}

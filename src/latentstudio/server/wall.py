@@ -24,7 +24,7 @@ class Wall:
         self.version = -1
         self.members: list[str] = []
         # (cycle, intro, t0) replaced as one tuple, so a frame never mixes an old cycle with a new start time
-        self.state: tuple[timeline.Timeline, timeline.Segment | None, float] | None = None
+        self.state: tuple[timeline.Timeline, timeline.Timeline | None, float] | None = None
         self.lock = asyncio.Lock()
 
     @property
@@ -68,7 +68,8 @@ class Wall:
             if len(members) > 1:
                 segs.append(timeline.morph(ws, members[(i + 1) % len(members)][1], c.wall_morph_frames))
         cycle = timeline.Timeline(segs)
-        intro = timeline.morph(current, members[0][1], c.wall_intro_frames) if current is not None and new else None
+        intro = timeline.Timeline([timeline.morph(current, members[0][1], c.wall_intro_frames)]) \
+            if current is not None and new else None
         t0 = now if new or self.state is None else self.state[2]
         self.members = [m[0] for m in members]
         self.state = (cycle, intro, t0)

@@ -86,6 +86,6 @@ async def interpolate(body: InterpolateBody, request: Request) -> dict:
 
     def work():
         wa, wb = s.engine.resolve(a, s.config.truncation), s.engine.resolve(b, s.config.truncation)
-        return [adapters.lerp(wa, wb, i / (body.frames - 1)) for i in range(body.frames)]
+        return list(adapters.interpolate(wa, wb, body.frames))
 
     return {"images": await _render_all(s, await s.engine.call(work))}
