@@ -20,15 +20,23 @@ import tempfile
 import time
 from pathlib import Path
 
-import numpy as np
-import torch
+# Idle OpenMP threads sleep instead of spinning. With the default (spin), a generator loop alone burns most of
+# its CPU spinning whenever other processes hold the cores, while the same loop inside `render` does not (the
+# encoder thread's own OpenMP team makes libgomp throttle spinning): on a shared machine that made the
+# generator-only row 3-4x slower than the walk. Sleeping threads make both rows pay the same.
+# Set OMP_WAIT_POLICY=ACTIVE to measure with spinning.
+os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
 
-from latentstudio.errors import ModelFormatError
-from latentstudio.io.registry import open_model
-from latentstudio.latent.timeline_spec import build_timeline, parse_timeline
-from latentstudio.render.layout import FrameLayout, parse_size
-from latentstudio.render.stream import iter_frames, render
-from latentstudio.render.video import open_writer
+import numpy as np  # noqa: E402
+import torch  # noqa: E402
+
+from latentstudio.errors import ModelFormatError  # noqa: E402
+from latentstudio.io.registry import open_model  # noqa: E402
+from latentstudio.latent.timeline_spec import build_timeline, parse_timeline  # noqa: E402
+from latentstudio.render.layout import FrameLayout, parse_size  # noqa: E402
+from latentstudio.render.settings import RenderSettings  # noqa: E402
+from latentstudio.render.stream import iter_frames, render  # noqa: E402
+from latentstudio.render.video import open_writer  # noqa: E402
 
 MOVES = {
     "interpolate": {"move": "interpolate", "keys": [1, 2, 3], "frames": 150, "loop": True},
@@ -138,7 +146,7 @@ def main(argv=None) -> int:
     p.add_argument("--batch", type=int, default=8)
     p.add_argument("--repeats", type=int, default=5)
     p.add_argument("--sizes", default="model", help="output sizes, comma separated (model or WxH, fill)")
-    p.add_argument("--preset", default="medium", help="x264 preset (the walk default is medium)")
+    p.add_argument("--preset", default=RenderSettings().preset, help="x264 preset (default: the walk default)")
     p.add_argument("--threads", type=int, default=None, help="torch threads (default: torch's choice)")
     p.add_argument("--encoder-threads", type=int, default=None, help="x264 threads (default: the walk's choice)")
     args = p.parse_args(argv)
@@ -158,7 +166,8 @@ def main(argv=None) -> int:
     load_after = os.getloadavg()
     print(f"model: {source} ({G.img_resolution} px), batch {args.batch}, {args.frames} frames per run, x264 "
           f"preset {args.preset}, x264 threads {args.encoder_threads if args.encoder_threads is not None else 'auto'}, "
-          f"torch threads {torch.get_num_threads()}, CPUs {os.cpu_count()}, "
+          f"torch threads {torch.get_num_threads()}, OMP_WAIT_POLICY {os.environ['OMP_WAIT_POLICY']}, "
+          f"CPUs {os.cpu_count()}, "
           f"{args.repeats} rounds")
     print(f"load average before {load_before[0]:.2f} / after {load_after[0]:.2f} (the machine is shared; CPU time "
           "is this process's, all threads)")

@@ -21,7 +21,7 @@ class RenderSettings(Config):
     background: str = "black"  # border colour for fit / pad
     format: str | None = None  # mp4 | gif | png (default: from the output's suffix)
     crf: int = 18  # H.264 quality: 0 lossless, 18 visually lossless, 23 FFmpeg's default, 51 worst
-    preset: str = "medium"  # x264 speed/size trade-off: ultrafast ... veryslow
+    preset: str = "veryfast"  # x264 speed vs file size at the same crf: ultrafast ... veryfast ... veryslow
     backend: str = "auto"  # pyav | ffmpeg (imageio-ffmpeg) | auto
     threads: int | None = None  # x264 threads (default: 1 up to 640x640 frames, else FFmpeg's choice)
     batch: int = 8  # frames per generator call

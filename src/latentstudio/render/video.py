@@ -90,7 +90,7 @@ class FrameWriter:
 class PyAVWriter(FrameWriter):
     """MP4 (libx264, yuv420p) or GIF (per-frame palette) through PyAV's bundled FFmpeg."""
 
-    def __init__(self, path, size, fps=30, crf: int = 18, preset: str = "medium", gif: bool = False,
+    def __init__(self, path, size, fps=30, crf: int = 18, preset: str = "veryfast", gif: bool = False,
                  threads: int | None = None):
         super().__init__(path, size, fps)
         av = require("av", "video", "writing MP4/GIF video")
@@ -139,7 +139,7 @@ class PyAVWriter(FrameWriter):
 class FFmpegWriter(FrameWriter):
     """MP4 (libx264) through the ffmpeg executable that imageio-ffmpeg ships, fed through a pipe."""
 
-    def __init__(self, path, size, fps=30, crf: int = 18, preset: str = "medium", threads: int | None = None):
+    def __init__(self, path, size, fps=30, crf: int = 18, preset: str = "veryfast", threads: int | None = None):
         super().__init__(path, size, fps)
         iio = require("imageio_ffmpeg", "video", "writing MP4 video")
         self.tmp = _partial(self.path)
@@ -211,7 +211,7 @@ def pick_backend(backend: str = "auto") -> str:
 
 
 def open_writer(path: str | Path, size: tuple[int, int], fps=30, format: str | None = None, backend: str = "auto",
-                crf: int = 18, preset: str = "medium", threads: int | None = None) -> FrameWriter:
+                crf: int = 18, preset: str = "veryfast", threads: int | None = None) -> FrameWriter:
     """A writer for `path` by format (mp4 / gif / png, from the suffix when not given)."""
     fmt = format_for(path, format)
     if fmt == "png":
