@@ -110,3 +110,14 @@ def test_missing_targets_and_model_only(tmp_path, tiny_model_dir, capsys):
     assert main(["project", str(tiny_model_dir), "--out", str(tmp_path / "o")]) == 2
     assert "target" in capsys.readouterr().err
     assert torch.get_num_threads() == 1
+
+
+def test_transparent_drawings_get_the_background(tmp_path, tiny_model_dir):
+    drawing = Image.new("RGBA", (40, 40), (0, 0, 0, 0))
+    drawing.paste((255, 0, 0, 255), (10, 10, 30, 30))
+    drawing.save(tmp_path / "t.png")
+    out = tmp_path / "o"
+    assert main(["project", str(tiny_model_dir), str(tmp_path / "t.png"), "--out", str(out), "--steps", "1",
+                 "--loss", "pixel", "--background", "black"]) == 0
+    target = np.asarray(Image.open(out / "t" / "target.png"))
+    assert target[0, 0].tolist() == [0, 0, 0] and target[16, 16].tolist() == [255, 0, 0]

@@ -45,6 +45,7 @@ def register(sub) -> None:
                    "0.02 from an encoder or latent file)")
     p.add_argument("--batch", type=positive_int, default=8, help="targets optimised together")
     p.add_argument("--crop", choices=("center", "pad", "none"), default="center", help="how targets are squared")
+    p.add_argument("--background", default="white", help="white, black or #rrggbb: behind transparency and padding")
     p.add_argument("--save-video", action="store_true", help="also write proj.mp4 (needs the video extra)")
     p.add_argument("--seed", type=int, default=0, help="random seed (noise added to w, noise inputs)")
     add_device_argument(p)
@@ -95,6 +96,7 @@ def resolve_init(spec: str, G, model_path, targets, encoder_dir=None):
 
 
 def run(args) -> int:
+    from ..data.images import parse_color
     from ..device import resolve_device
     from ..invert import ProjectConfig, build_loss, load_targets, project_images
     from ..invert.outputs import projection_metrics, target_names, write_progress_video, write_target
@@ -106,7 +108,7 @@ def run(args) -> int:
     dev = resolve_device(args.device)
     model = open_model(model_spec, device=dev)
     G = model.G
-    targets, files = load_targets(target_paths, G, crop=args.crop)
+    targets, files = load_targets(target_paths, G, crop=args.crop, background=parse_color(args.background))
     init_ws, init_label = resolve_init(args.init, G, model.path, targets, args.encoder)
     start = refine_settings(from_mean=init_ws is None)
     if args.lr is not None:
