@@ -149,3 +149,21 @@ def test_runway_endpoints_answer_cross_origin_requests_and_the_api_does_not(clie
     assert pre.status_code == 204 and pre.headers["access-control-allow-origin"] == "*"
     assert client.get("/info").headers["access-control-allow-origin"] == "*"
     assert "access-control-allow-origin" not in client.get("/api/model").headers
+
+
+def test_a_lone_request_is_not_held_back_by_batching(tiny_model):
+    import time
+
+    async def run():
+        engine = Engine(tiny_model, torch.device("cpu"), max_batch=16, max_wait_ms=2000, batching=True)
+        engine.start()
+        try:
+            z = torch.zeros(32)
+            await engine.render(GenItem(z=z, fmt="raw"))  # warm-up
+            t = time.perf_counter()
+            await engine.render(GenItem(z=z, fmt="raw"))
+            return time.perf_counter() - t
+        finally:
+            await engine.stop()
+
+    assert asyncio.run(run()) < 1.5  # far below the 2 s batching window

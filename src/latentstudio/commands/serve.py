@@ -18,6 +18,7 @@ def register(sub) -> None:
     p.add_argument("--max-wait-ms", type=float, default=4.0, help="how long a request waits for others to batch")
     p.add_argument("--wall-fps", type=positive_int, default=24, help="frames per second of the Wall")
     p.add_argument("--project-seconds", type=float, default=4.0, help="projection time per visitor drawing")
+    p.add_argument("--project-loss", default="vgg+pixel", help="projection loss (pixel: no VGG16, faster, rougher)")
     p.add_argument("--admin-token", default=None, help="admin token (default: a fresh random one, printed)")
     p.add_argument("--allow-models", action="append", default=[], metavar="DIR",
                    help="extra folder admins may switch models from (DATA/models is always allowed)")
@@ -39,7 +40,7 @@ def run(args) -> int:
     check_model(args.model)
     config = ServeConfig(model=args.model, data_dir=args.data, host=args.host, port=args.port, device=args.device,
                          batching=not args.no_batching, max_batch=args.max_batch, max_wait_ms=args.max_wait_ms,
-                         wall_fps=args.wall_fps, project_budget_s=args.project_seconds,
+                         wall_fps=args.wall_fps, project_budget_s=args.project_seconds, project_loss=args.project_loss,
                          admin_token=make_admin_token(args.admin_token), allowed_model_dirs=tuple(args.allow_models))
     write_run_record(args.data, "serve", argparse_safe(args), {"config": {**config.to_dict(), "admin_token": "***"}})
     base = f"http://{'127.0.0.1' if args.host in ('0.0.0.0', '::') else args.host}:{args.port}"

@@ -3,7 +3,9 @@
 Requests go into an asyncio queue; one consumer takes the first, drains whatever else is already waiting, waits
 at most `max_wait_ms` for more while the batch is small, and hands the batch to `work` on the model executor
 (one thread, so the event loop never runs model code and model calls never overlap). While that batch runs,
-new requests pile up and form the next batch, so the batch size grows with the load by itself.
+new requests pile up and form the next batch, so the batch size grows with the load by itself. A lone request
+(nothing else waiting, and the previous batch was a single request too) is not held back at all, so one
+client pays no batching latency.
 """
 
 from __future__ import annotations
@@ -25,6 +27,7 @@ class MicroBatcher:
         self.task: asyncio.Task | None = None
         self.batches = 0  # statistics for /api/stats and the benchmark
         self.items = 0
+        self.last_size = 0
 
     def start(self) -> None:
         self.queue = asyncio.Queue()
@@ -55,6 +58,8 @@ class MicroBatcher:
             if not self.queue.empty():
                 batch.append(self.queue.get_nowait())
                 continue
+            if len(batch) == 1 and self.last_size <= 1:
+                break  # no sign of concurrent clients: do not make a lone request wait
             remaining = deadline - loop.time()
             if remaining <= 0:
                 break
@@ -68,6 +73,7 @@ class MicroBatcher:
         loop = asyncio.get_running_loop()
         while True:
             batch = await self._collect()
+            self.last_size = len(batch)
             live = [(item, fut) for item, fut in batch if not fut.done()]  # skip requests already cancelled
             if not live:
                 continue
