@@ -115,17 +115,19 @@ def main() -> int:
     levels = [int(c) for c in args.clients.split(",")]
     results = {"cpu_count": os.cpu_count(), "load_avg": os.getloadavg(), "runs": []}
     with tempfile.TemporaryDirectory() as tmp:
-        for batching in (True, False):
-            proc, base = start_server(args.model, Path(tmp) / f"data-{batching}", batching, [])
-            try:
-                for clients in levels:
-                    r = asyncio.run(load(base, clients, args.seconds, args.max_requests))
+        servers = {}
+        try:
+            for batching in (True, False):
+                servers[batching] = start_server(args.model, Path(tmp) / f"data-{batching}", batching, [])
+            for clients in levels:  # the two servers take turns, so both see the same (shared) machine
+                for batching in (True, False):
+                    r = asyncio.run(load(servers[batching][1], clients, args.seconds, args.max_requests))
                     r["batching"] = batching
                     results["runs"].append(r)
                     print(f"  batching={batching!s:5} clients={clients:3d} {r['images_per_s']:7.1f} img/s", flush=True)
-                if batching:
-                    results["wall_fps"] = asyncio.run(wall_fps(base, args.wall_seconds))
-            finally:
+            results["wall_fps"] = asyncio.run(wall_fps(servers[True][1], args.wall_seconds))
+        finally:
+            for proc, _ in servers.values():
                 proc.terminate()
                 proc.wait(30)
     print_table(results)
