@@ -186,7 +186,7 @@ def main() -> None:
     f.add_argument("--count", type=int, default=100)
     f.add_argument("--data-seed", type=int, default=0)
     f.add_argument("--kimg", type=float, default=60)
-    f.add_argument("--ada-kimg", type=float, default=100)
+    f.add_argument("--ada-kimg", type=float, default=20)
     f.add_argument("--snap", type=int, default=10)
     f.add_argument("--num-gen", type=int, default=1000)
     args = p.parse_args()

@@ -83,8 +83,11 @@ def test_train_command_end_to_end(tmp_path, capsys):
     make_demo("smiles", data, count=8, size=16, seed=0)
     out = tmp_path / "run"
     argv = ["train", str(data), "--out", str(out), "--preset", "tiny", "--kimg", "0.008", "--tick", "0.004",
-            "--snap", "1", "--aug", "diffaugment", "--device", "cpu", "--threads", "1"]
+            "--snap", "1", "--aug", "diffaugment", "--device", "cpu", "--threads", "1", "--metrics", "swd",
+            "--metrics-num-gen", "8"]
     assert main(argv) == 0
+    rows = [json.loads(line) for line in (out / "metrics.jsonl").read_text().splitlines()]
+    assert len(rows) == 2 and all(r["metrics"]["swd"] > 0 for r in rows)  # the metrics API at every snapshot
     record = json.loads((out / "train.json").read_text())
     assert record["settings"]["aug"] == "diffaugment" and "kimg" in record["settings"]
     assert (out / "latest" / "generator.safetensors").is_file()

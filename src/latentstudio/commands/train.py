@@ -39,7 +39,7 @@ def register(sub) -> None:
     opt("--batch-gpu", type=positive_int, help="images per process per pass; less = less memory (accumulates)")
     opt("--aug", choices=("ada", "diffaugment", "none"), help="augmentation of everything D sees (default ada)")
     opt("--target", type=float, help="ADA target for E[sign(D(real))] (default 0.6)")
-    opt("--ada-kimg", type=positive_float, help="ADA speed: p can go from 0 to 1 in this many kimg (default 100)")
+    opt("--ada-kimg", type=positive_float, help="ADA speed: p can go from 0 to 1 in this many kimg (default 20)")
     opt("--augpipe", choices=("bgc", "bg", "c"), help="ADA op set (default bgc)")
     opt("--aug-p", type=float, help="fixed augmentation probability (no adaptation)")
     opt("--mirror", action="store_true", help="add left-right mirrored copies of the images")

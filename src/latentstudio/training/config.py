@@ -22,7 +22,7 @@ class AugmentConfig(Config):
     pipe: str = "bgc"  # ADA op set: bg (geometric), bgc (geometric + colour)
     target: float = 0.6  # ADA r_t: wanted E[sign(D(real))]
     interval: int = 4  # adjust p every N steps
-    speed_kimg: float = 100.0  # p can move 0 -> 1 in this many kimg (ADA paper: 500 for long GPU runs)
+    speed_kimg: float = 20.0  # p can move 0 -> 1 in this many kimg (ADA paper: 500 for 25,000-kimg GPU runs)
     initial_p: float = 0.0
     fixed_p: float | None = None  # keep p constant (no adaptation)
     diffaugment_policy: str = "color,translation,cutout"
