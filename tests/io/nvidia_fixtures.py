@@ -51,6 +51,10 @@ def _persistent_state(module, init_kwargs=None):
     for name, p in module._parameters.items():
         state["_parameters"][name] = p
     for name, b in module._buffers.items():
+        # NVIDIA's modules have resample_filter (persistent there); our other non-persistent helper buffers
+        # (e.g. resample_taps) do not exist in their pickles.
+        if name in module._non_persistent_buffers_set and name != "resample_filter":
+            continue
         state["_buffers"][name] = b
     for name, child in module._modules.items():
         state["_modules"][name] = child

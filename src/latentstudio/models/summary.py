@@ -12,7 +12,9 @@ def count_parameters(module: torch.nn.Module) -> int:
 @torch.no_grad()
 def synthesis_flops(G, batch: int = 1) -> int:
     """FLOPs (2 x multiply-adds) of convolutions and matrix products for one mapping + synthesis pass,
-    per image, as counted by PyTorch's FlopCounterMode on the module's real forward pass."""
+    per image, as counted by PyTorch's FlopCounterMode on the module's forward pass in NVIDIA's reference
+    formulation (impl='ref', unfused modulation), so the number describes the network, not whichever
+    fast path happens to run."""
     from torch.utils.flop_counter import FlopCounterMode
 
     device = next(G.parameters()).device
@@ -26,4 +28,4 @@ def synthesis_flops(G, batch: int = 1) -> int:
 
 def _forward(G, z, c):
     ws = G.mapping(z, c)
-    return G.synthesis(ws, noise_mode="const", fused_modconv=False)
+    return G.synthesis(ws, noise_mode="const", fused_modconv=False, impl="ref")

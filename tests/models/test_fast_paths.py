@@ -1,0 +1,193 @@
+"""The fast inference paths against the reference path they must reproduce (tiny shapes, float64 where the
+ops allow it, so a wrong tap or offset shows up far above rounding)."""
+
+import itertools
+
+import pytest
+import torch
+
+from latentstudio.models import Generator, get_preset, layers, ops, synthesis
+from latentstudio.models.layers import (
+    modulated_conv2d,
+    modulated_conv2d_inference,
+    squared_weight_norms,
+    transposed_weight,
+)
+
+from ..helpers import make_tiny
+
+
+def test_upfirdn2d_fast_equals_reference_for_all_paddings_and_factors():
+    torch.manual_seed(0)
+    x = torch.randn(2, 3, 7, 6, dtype=torch.float64)
+    for taps in ([1, 3, 3, 1], [2, 1, 3, 5, 1]):
+        f = ops.setup_filter(taps).double()
+        f = f + 0.01 * torch.randn_like(f)  # asymmetric, so a missing flip cannot cancel out
+        pads = ([0, 0, 0, 0], [2, 1, 2, 1], [3, 2, 1, 0], [-1, 2, 0, -1])
+        for up, down, flip, pad in itertools.product((1, 2, 3), (1, 2), (False, True), pads):
+            if up > 1 and down > 1:
+                continue  # not a fast path
+            ref = ops.upfirdn2d(x, f, up=up, down=down, padding=pad, flip_filter=flip, gain=1.7, impl="ref")
+            fast = ops.upfirdn2d(x, f, up=up, down=down, padding=pad, flip_filter=flip, gain=1.7)
+            assert fast.shape == ref.shape
+            torch.testing.assert_close(fast, ref, rtol=1e-12, atol=1e-12)
+
+
+@pytest.mark.parametrize("k,up,down,groups", [(3, 2, 1, 1), (3, 1, 2, 1), (1, 2, 1, 1), (1, 1, 2, 1), (3, 2, 1, 2),
+                                              (3, 1, 1, 1)])
+def test_conv2d_resample_fast_equals_reference(k, up, down, groups):
+    torch.manual_seed(1)
+    f = ops.setup_filter([1, 3, 3, 1]).double()
+    x = torch.randn(2, 4, 8, 8, dtype=torch.float64)
+    w = torch.randn(6, 4 // groups, k, k, dtype=torch.float64)
+    for flip in (True, False):
+        kw = dict(f=f, up=up, down=down, padding=k // 2, groups=groups, flip_weight=flip)
+        torch.testing.assert_close(ops.conv2d_resample(x, w, **kw), ops.conv2d_resample(x, w, impl="ref", **kw),
+                                   rtol=1e-12, atol=1e-12)
+
+
+def test_upconv_with_transposed_weight_and_bias():
+    torch.manual_seed(2)
+    f = ops.setup_filter([1, 3, 3, 1]).double()
+    x = torch.randn(1, 5, 6, 6, dtype=torch.float64)
+    w = torch.randn(7, 5, 3, 3, dtype=torch.float64)
+    b = torch.randn(7, dtype=torch.float64)
+    ref = ops.conv2d_resample(x, w, f=f, up=2, padding=1, flip_weight=False, impl="ref") + b.reshape(1, -1, 1, 1)
+    got = ops.upconv2d_transposed_weight(x, w.transpose(0, 1).contiguous(), f, up=2, padding=1, bias=b)
+    torch.testing.assert_close(got, ref, rtol=1e-12, atol=1e-12)
+
+
+_EPILOGUES = [("lrelu", None, "const"), ("lrelu", 0.5, "random"), ("linear", None, None), ("relu", 0.5, "const")]
+def test_transposed_conv_as_gemm_plus_col2im():
+    torch.manual_seed(4)
+    f = ops.setup_filter([1, 3, 3, 1]).double()
+    x = torch.randn(2, 5, 4, 6, dtype=torch.float64)
+    w = torch.randn(7, 5, 3, 3, dtype=torch.float64)
+    b = torch.randn(7, dtype=torch.float64)
+    w2 = w.permute(1, 2, 3, 0).reshape(5, -1).contiguous()
+    xc = x.contiguous(memory_format=torch.channels_last)
+    torch.testing.assert_close(ops.conv_transpose2d_gemm(xc, w2, 3, 3, 2),
+                               torch.nn.functional.conv_transpose2d(x, w.transpose(0, 1), stride=2), rtol=0, atol=1e-12)
+    ref = ops.conv2d_resample(x, w, f=f, up=2, padding=1, flip_weight=False, impl="ref") + b.reshape(1, -1, 1, 1)
+    torch.testing.assert_close(ops.upconv2d_gemm(xc, w2, f, bias=b), ref, rtol=1e-12, atol=1e-12)
+
+
+def test_separable_taps_upsample_equals_2d_filter_with_gradients():
+    torch.manual_seed(5)
+    for taps in ([1, 3, 3, 1], [1, 2, 1], [2, 1, 3, 5, 1, 4]):
+        t = ops.setup_filter(taps, separable=True).double()
+        x = torch.randn(2, 3, 5, 7, dtype=torch.float64, requires_grad=True)
+        ref = ops.upsample2d(x, torch.outer(t, t), impl="ref")
+        for fast in (ops.upsample2d(x, t), ops.upsample2d(x.detach(), t), ops.upsample2d(x, t, impl="ref")):
+            torch.testing.assert_close(fast, ref, rtol=1e-12, atol=1e-12)
+        g = torch.randn_like(ref)
+        torch.testing.assert_close(torch.autograd.grad(ops.upsample2d(x, t), x, g)[0],
+                                   torch.autograd.grad(ref, x, g)[0], rtol=1e-12, atol=1e-12)
+
+
+CASES = [(n, up, fold, *_EPILOGUES[i % len(_EPILOGUES)])
+         for i, (n, up, fold) in enumerate(itertools.product((1, 3), (1, 2), (None, True, False)))]
+
+
+@pytest.mark.parametrize("n,up,fold,act,clamp,noise_kind", CASES)
+def test_modulated_conv2d_inference_equals_reference(n, up, fold, act, clamp, noise_kind, monkeypatch):
+    if n == 3 and up == 2 and fold is None:  # also cover the GEMM transposed convolution and banded epilogue
+        monkeypatch.setattr(layers, "GEMM_UPCONV_MIN_CHANNELS", 1)
+        monkeypatch.setattr(layers, "EPILOGUE_BAND_BYTES", 64)
+    torch.manual_seed(3)
+    dt = torch.float64
+    f = ops.setup_filter([1, 3, 3, 1]).double()
+    x = torch.randn(n, 4, 5, 5, dtype=dt)
+    weight = torch.randn(6, 4, 3, 3, dtype=dt)
+    styles = torch.randn(n, 4, dtype=dt) + 1
+    bias = torch.randn(6, dtype=dt)
+    res = 5 * up
+    noise = {"const": torch.randn(res, res, dtype=dt) * 0.3, "random": torch.randn(n, 1, res, res, dtype=dt),
+             None: None}[noise_kind]
+    gain, flip = 0.7 * ops.ACTIVATION_GAINS[act], up == 1
+    ref = modulated_conv2d(x, weight, styles, noise=noise, up=up, padding=1, resample_filter=f, flip_weight=flip,
+                           fused_modconv=bool(fold), impl="ref")
+    ref = ops.bias_act(ref, bias, act=act, gain=gain, clamp=clamp)
+    got = modulated_conv2d_inference(x, weight, styles, bias, noise=noise, up=up, padding=1, resample_filter=f,
+                                     flip_weight=flip, gain=gain, act=act, clamp=clamp, fold=fold)
+    torch.testing.assert_close(got, ref, rtol=1e-10, atol=1e-10)
+
+
+def _compare(G, ws, **kw):
+    for mode in ("const", "none", "random"):
+        torch.manual_seed(11)
+        ref = G.synthesis(ws, noise_mode=mode, impl="ref", **kw)
+        torch.manual_seed(11)
+        fast = G.synthesis(ws, noise_mode=mode, **kw)
+        assert fast.is_contiguous() and fast.shape == ref.shape
+        assert (fast - ref).abs().max() < 2e-5 * ref.abs().max(), mode
+
+
+@pytest.mark.parametrize("arch,channels", [("skip", 3), ("resnet", 3), ("orig", 1)])
+@torch.no_grad()
+def test_synthesis_fast_equals_reference(arch, channels):
+    G, _ = make_tiny(resolution=32, img_channels=channels, architecture=arch)
+    for n in (1, 3):
+        _compare(G, G.mapping(torch.randn(n, G.z_dim), None, truncation_psi=0.8))
+    _compare(G, G.mapping(torch.randn(2, G.z_dim), None), fused_modconv=True)
+    _compare(G, G.mapping(torch.randn(2, G.z_dim), None), fused_modconv=False)
+
+
+@torch.no_grad()
+def test_chunked_channels_last_plan_equals_reference(monkeypatch):
+    # Force the CPU plan's batch chunking and channels-last layout onto a tiny network.
+    monkeypatch.setattr(synthesis, "CHUNK_BYTES", 16 * 16 * 16 * 4)
+    monkeypatch.setattr(synthesis, "CHANNELS_LAST_MIN_RES", 8)
+    for arch in ("skip", "resnet"):
+        G, _ = make_tiny(resolution=32, architecture=arch)
+        assert synthesis._chunk_plan([getattr(G.synthesis, f"b{r}") for r in G.synthesis.block_resolutions], 5)
+        _compare(G, G.mapping(torch.randn(5, G.z_dim), None))
+
+
+@torch.no_grad()
+def test_caches_follow_in_place_weight_updates():
+    G, _ = make_tiny()
+    ws = G.mapping(torch.randn(2, G.z_dim), None)
+    layer = G.synthesis.b16.conv0
+    before_wsq, before_wt = squared_weight_norms(layer), transposed_weight(layer)
+    assert squared_weight_norms(layer) is before_wsq  # cached while the weight is unchanged
+    G.synthesis(ws)
+    for p in G.parameters():
+        p.mul_(1.1)
+    assert not torch.equal(squared_weight_norms(layer), before_wsq)
+    torch.testing.assert_close(transposed_weight(layer), layer.weight.transpose(0, 1))
+    assert not torch.equal(transposed_weight(layer), before_wt)
+    _compare(G, ws)
+    G.load_state_dict(make_tiny(seed=7)[0].state_dict())
+    torch.testing.assert_close(squared_weight_norms(layer), layer.weight.square().sum(dim=[2, 3]))
+    _compare(G, ws)
+
+
+def test_autograd_uses_the_reference_path_and_matches_it():
+    G, _ = make_tiny()
+    ws = G.mapping(torch.randn(2, G.z_dim), None).detach()
+    grads = []
+    for impl in ("auto", "ref"):
+        w = ws.clone().requires_grad_(True)
+        G.synthesis(w, noise_mode="const", impl=impl).square().sum().backward()
+        grads.append(w.grad)
+    torch.testing.assert_close(grads[0], grads[1], rtol=1e-4, atol=1e-4 * grads[1].abs().max().item())
+    G.requires_grad_(True)
+    G.synthesis(ws, noise_mode="random").mean().backward()  # parameters require grad: no in-place errors
+    assert G.synthesis.b32.conv1.weight.grad is not None
+
+
+def test_fast_path_on_a_realistic_width():
+    # cpu128's widths (256 channels at low resolution, wider than `tiny`): same images as the reference path.
+    torch.manual_seed(0)
+    G = Generator(get_preset("cpu128", resolution=16).generator).eval()
+    with torch.no_grad():
+        ws = G.mapping(torch.randn(2, G.z_dim), None)
+        _compare(G, ws)
+        _compare(G, ws[:1])
+
+
+def test_unknown_impl_is_refused():
+    G, _ = make_tiny()
+    with pytest.raises(ValueError, match="impl"):
+        G.synthesis(torch.zeros(1, G.num_ws, G.w_dim), impl="fast")
