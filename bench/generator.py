@@ -17,9 +17,12 @@ timed interleaved (so they share the machine's load) with the same weights and l
   a 3x3 conv at their input resolution, which has the transposed convolution's multiply-adds), the best of
   whole-batch / per-image and NCHW / channels-last. A big matmul is timed too.
 
-Achieved GFLOP/s = models.summary.synthesis_flops (per image) x images/s. The table gives the best of the
-repetitions (least disturbed by other work); speedup and % of ceiling are ratios within the same run. Targets
-(issue 2): ours >= 2x ref at 64 and 128 px; >= 85% of the conv ceiling at 256 px.
+Achieved GFLOP/s = models.summary.synthesis_flops (per image) x images/s. Each repetition runs ours, ref and
+the ceiling back to back; img/s columns give the best repetition (least disturbed by other work), speedup and
+% of ceiling the median over repetitions of the ratio within each repetition, so they compare runs made under
+the same load. On a shared machine use --clock cpu (process CPU time) with --threads 1: other processes then
+barely move the numbers (with 2 threads, OpenMP's barriers stall whenever the other core is busy).
+Targets (issue 2): ours >= 2x ref at 64 and 128 px; >= 85% of the conv ceiling at 256 px.
 """
 
 from __future__ import annotations
@@ -166,14 +169,14 @@ def matmul_gflops(size=2048, reps=5):
 # ------------------------------------------------------------------------------------------------- timing
 
 
-def _timed(fn) -> float:
-    t = time.perf_counter()
+def _timed(fn, clock=time.perf_counter) -> float:
+    t = clock()
     fn()
-    return time.perf_counter() - t
+    return clock() - t
 
 
 @torch.no_grad()
-def bench_row(name, cfg, batch, reps):
+def bench_row(name, cfg, batch, reps, clock=time.perf_counter):
     torch.manual_seed(0)
     G = Generator(cfg).eval()
     with torch.no_grad():  # non-trivial noise strengths and biases, as in a trained network
@@ -188,19 +191,22 @@ def bench_row(name, cfg, batch, reps):
     diff = (ours() - ref()).abs().max().item()
     fns = {"ours": ours, "ref": ref, **{f"ceil {k}": v for k, v in ceiling.variants.items()}}
     times = {k: [] for k in fns}
-    for k, fn in fns.items():  # warm-up (oneDNN primitive creation, allocator)
+    for fn in fns.values():  # warm-up (oneDNN primitive creation, allocator)
         fn()
     for _ in range(reps):
         for k, fn in fns.items():
-            times[k].append(_timed(fn))
+            times[k].append(_timed(fn, clock))
     best = {k: min(v) for k, v in times.items()}
-    ceil_key = min((k for k in best if k.startswith("ceil")), key=best.get)
-    ours_ips, ref_ips = batch / best["ours"], batch / best["ref"]
-    achieved = flops * ours_ips / 1e9
-    ceil_gflops = ceiling.flops / best[ceil_key] / 1e9
-    return dict(name=name, res=cfg.img_resolution, batch=batch, ours=ours_ips, ours_median=batch / statistics.median(
-        times["ours"]), ref=ref_ips, speedup=ours_ips / ref_ips, gflop=flops / 1e9, achieved=achieved,
-        ceiling=ceil_gflops, ceil_kind=ceil_key[5:], pct=achieved / ceil_gflops, diff=diff)
+    ceil_keys = [k for k in best if k.startswith("ceil")]
+    ceil_key = min(ceil_keys, key=best.get)
+    ceil_per_rep = [min(times[k][i] for k in ceil_keys) for i in range(reps)]
+    speedup = statistics.median(r / o for r, o in zip(times["ref"], times["ours"], strict=True))
+    pct = statistics.median(flops * batch / o / (ceiling.flops / c) for o, c in zip(times["ours"], ceil_per_rep,
+                                                                                     strict=True))
+    return dict(name=name, res=cfg.img_resolution, batch=batch, ours=batch / best["ours"],
+                ours_median=batch / statistics.median(times["ours"]), ref=batch / best["ref"], speedup=speedup,
+                gflop=flops / 1e9, achieved=flops * batch / best["ours"] / 1e9,
+                ceiling=ceiling.flops / best[ceil_key] / 1e9, ceil_kind=ceil_key[5:], pct=pct, diff=diff)
 
 
 def print_table(rows, out=sys.stdout):
@@ -221,16 +227,19 @@ def main(argv=None):
     ap.add_argument("--batches", default="1,8", help="comma-separated batch sizes")
     ap.add_argument("--only", default=None, help="run the rows whose name contains this text")
     ap.add_argument("--threads", type=int, default=2)
+    ap.add_argument("--clock", choices=["wall", "cpu"], default="wall",
+                    help="wall: elapsed time; cpu: process CPU time (robust on a shared machine with --threads 1)")
     args = ap.parse_args(argv)
     torch.set_num_threads(args.threads)
     reps = args.reps or (2 if args.quick else 3)
+    clock = time.perf_counter if args.clock == "wall" else time.process_time
     load0 = os.getloadavg()
-    print(f"torch {torch.__version__}, {args.threads} threads, fp32, CPU; load average before: "
-          f"{load0[0]:.2f} {load0[1]:.2f} {load0[2]:.2f}", flush=True)
+    print(f"torch {torch.__version__}, {args.threads} threads, fp32, CPU, {args.clock} clock, {reps} repetitions; "
+          f"load average before: {load0[0]:.2f} {load0[1]:.2f} {load0[2]:.2f}", flush=True)
     rows = []
     for name, cfg in configs(args.only, args.quick):
         for batch in (int(b) for b in args.batches.split(",")):
-            rows.append(bench_row(name, cfg, batch, reps))
+            rows.append(bench_row(name, cfg, batch, reps, clock))
             r = rows[-1]
             print(f"  {name} batch {batch}: ours {r['ours']:.2f} img/s, ref {r['ref']:.2f} img/s, "
                   f"{r['pct']:.0%} of ceiling", flush=True)

@@ -6,13 +6,9 @@ import itertools
 import pytest
 import torch
 
-from latentstudio.models import Generator, get_preset, layers, ops, synthesis
-from latentstudio.models.layers import (
-    modulated_conv2d,
-    modulated_conv2d_inference,
-    squared_weight_norms,
-    transposed_weight,
-)
+from latentstudio.models import Generator, get_preset, inference, ops, synthesis
+from latentstudio.models.inference import modulated_conv2d_inference, squared_weight_norms, transposed_weight
+from latentstudio.models.layers import modulated_conv2d
 
 from ..helpers import make_tiny
 
@@ -92,8 +88,8 @@ CASES = [(n, up, fold, *_EPILOGUES[i % len(_EPILOGUES)])
 @pytest.mark.parametrize("n,up,fold,act,clamp,noise_kind", CASES)
 def test_modulated_conv2d_inference_equals_reference(n, up, fold, act, clamp, noise_kind, monkeypatch):
     if n == 3 and up == 2 and fold is None:  # also cover the GEMM transposed convolution and banded epilogue
-        monkeypatch.setattr(layers, "GEMM_UPCONV_MIN_CHANNELS", 1)
-        monkeypatch.setattr(layers, "EPILOGUE_BAND_BYTES", 64)
+        monkeypatch.setattr(inference, "GEMM_UPCONV_MIN_CHANNELS", 1)
+        monkeypatch.setattr(inference, "EPILOGUE_BAND_BYTES", 64)
     torch.manual_seed(3)
     dt = torch.float64
     f = ops.setup_filter([1, 3, 3, 1]).double()

@@ -9,9 +9,9 @@ from __future__ import annotations
 import math
 
 import torch
-import torch.nn.functional as F
 
 from . import ops
+from .inference import cached
 
 
 class FullyConnectedLayer(torch.nn.Module):
@@ -27,6 +27,13 @@ class FullyConnectedLayer(torch.nn.Module):
         self.bias_gain = lr_multiplier
 
     def forward(self, x):
+        if self.activation == "linear" and self.bias is not None and x.dtype == torch.float32 \
+                and not (torch.is_grad_enabled() and (x.requires_grad or self.weight.requires_grad
+                                                      or self.bias.requires_grad)):
+            # Inference: the scaled weight and bias only change when the parameters do (cached).
+            wt, b = cached(self, "_scaled", (self.weight, self.bias), lambda w, bb: (
+                (w * self.weight_gain).t(), bb * self.bias_gain if self.bias_gain != 1 else bb))
+            return torch.addmm(b, x, wt)
         w = self.weight.to(x.dtype) * self.weight_gain
         b = self.bias
         if b is not None:
@@ -131,141 +138,6 @@ def modulated_conv2d(x, weight, styles, noise=None, up=1, padding=0, resample_fi
     if noise is not None:
         x = x + noise.to(x.dtype)
     return x
-
-
-def needs_autograd(*tensors: torch.Tensor) -> bool:
-    """Whether autograd records this computation (then in-place tricks are off limits)."""
-    return torch.is_grad_enabled() and any(t is not None and t.requires_grad for t in tensors)
-
-
-# Inference-path choices (measured in bench/generator.py, see docs/performance.md).
-GEMM_UPCONV_MIN_CHANNELS = 256  # transposed conv as one GEMM + col2im: wins with many channels and few pixels
-GEMM_UPCONV_MAX_PIXELS = 2048  # (batch x input pixels); above, oneDNN's own transposed convolution wins
-EPILOGUE_BAND_BYTES = 1 << 20  # run the in-place epilogue in row bands of about this size (L2-resident)
-
-
-def _cached(module, name: str, fn):
-    """fn(weight) cached on the module, keyed on the weight's identity and version counter (every in-place
-    update — optimizer step, load_state_dict, copy_ — bumps it, so a changed weight is never served stale).
-    module=None computes without caching."""
-    if module is None:
-        return None
-    weight = module.weight
-    key = (weight.data_ptr(), weight._version, weight.dtype, weight.device)
-    cached = module.__dict__.get(name)
-    if cached is not None and cached[0] == key:
-        return cached[1]
-    with torch.no_grad():
-        value = fn(weight.detach())
-    module.__dict__[name] = (key, value)
-    return value
-
-
-def _wsq(w):
-    return w.square().sum(dim=[2, 3])
-
-
-def _wt(w):
-    return w.transpose(0, 1).contiguous()
-
-
-def _w2(w):
-    return w.permute(1, 2, 3, 0).reshape(w.shape[1], -1).contiguous()
-
-
-def squared_weight_norms(module: torch.nn.Module) -> torch.Tensor:
-    """sum over the kernel of weight^2, [O, I]: the demodulation statistics (cached)."""
-    return _cached(module, "_wsq_cache", _wsq)
-
-
-def transposed_weight(module: torch.nn.Module) -> torch.Tensor:
-    """weight.transpose(0, 1) made contiguous, the layout conv_transpose2d wants (cached)."""
-    return _cached(module, "_wt_cache", _wt)
-
-
-def gemm_weight(module: torch.nn.Module) -> torch.Tensor:
-    """weight as [I, kh * kw * O], the operand of ops.conv_transpose2d_gemm (cached)."""
-    return _cached(module, "_w2_cache", _w2)
-
-
-def activate_(x: torch.Tensor, act: str) -> torch.Tensor:
-    """In-place activation without gain (the callers fold the positive gain into the preceding scale)."""
-    if act == "lrelu":
-        return F.leaky_relu_(x, ops.LRELU_ALPHA)
-    if act == "relu":
-        return F.relu_(x)
-    if act != "linear":
-        raise ValueError(f"unknown activation {act!r}; use linear, relu or lrelu")
-    return x
-
-
-def modulated_conv2d_inference(x, weight, styles, bias, noise=None, up=1, padding=0, resample_filter=None,
-                               flip_weight=True, gain=1.0, act="lrelu", clamp=None, fold=None, cache=None):
-    """Inference path of a demodulated synthesis layer: modulated conv + noise + bias + activation + gain.
-
-    Equal to modulated_conv2d followed by bias_act, with fewer passes over memory: the activation gain is
-    folded into the demodulation coefficients and the bias (act(g * a) = g * act(a) for g > 0), the
-    post-convolution scale and bias are one addcmul (or the convolution's own bias), and noise, activation
-    and clamp run in place, band by band while the band sits in cache. fold=True folds styles and
-    demodulation into the weight of a single image (cheaper than two passes over big activations at high
-    resolution); fold=False scales the activations around one convolution over the whole batch.
-    cache: the layer module, to reuse weight-derived tensors between calls (optional).
-    """
-    n, in_channels, h, w = x.shape
-    out_channels, _, kh, kw = weight.shape
-    wsq = _cached(cache, "_wsq_cache", _wsq) if cache is not None else _wsq(weight)
-    dcoefs = (styles.square() @ wsq.t() + 1e-8).rsqrt() * gain  # [N, O]
-    bias = bias * gain
-    if fold is None:
-        fold = n == 1 and out_channels * in_channels * kh * kw < (in_channels + out_channels * up * up) * h * w
-    if fold and n == 1:
-        scale = styles.reshape(1, -1, 1, 1) * dcoefs.reshape(-1, 1, 1, 1)  # [O, I, 1, 1]
-        if up == 1:
-            y = F.conv2d(x, weight * scale if flip_weight else (weight * scale).flip([2, 3]), bias, padding=padding)
-        else:  # write the folded weight straight into conv_transpose layout
-            wt = torch.mul(weight.transpose(0, 1), scale.transpose(0, 1),
-                           out=x.new_empty([in_channels, out_channels, kh, kw]))
-            y = _upconv(x, wt, resample_filter, up, padding, flip_weight, bias)
-    else:
-        y = _unfused(x, weight, styles, up, padding, resample_filter, flip_weight, cache)
-        y = torch.addcmul(bias.reshape(1, -1, 1, 1), y, dcoefs.reshape(n, -1, 1, 1), out=y)
-    return _epilogue_(y, noise, gain, act, clamp)
-
-
-def _unfused(x, weight, styles, up, padding, f, flip_weight, cache):
-    """Convolution of the style-scaled activations with the shared weight (whole batch at once)."""
-    n, in_channels, h, w = x.shape
-    if up == 1:
-        return ops.conv2d_resample(x * styles.reshape(n, -1, 1, 1), weight, padding=padding, flip_weight=flip_weight)
-    if (x.device.type == "cpu" and not flip_weight and in_channels >= GEMM_UPCONV_MIN_CHANNELS
-            and n * h * w <= GEMM_UPCONV_MAX_PIXELS):
-        # Scale and change layout in one pass: the GEMM reads the activations as [pixels, channels].
-        xs = torch.mul(x, styles.reshape(n, -1, 1, 1), out=torch.empty(x.shape, dtype=x.dtype, device=x.device,
-                                                                      memory_format=torch.channels_last))
-        w2 = _cached(cache, "_w2_cache", _w2) if cache is not None else _w2(weight)
-        return ops.upconv2d_gemm(xs, w2, f, kh=weight.shape[2], kw=weight.shape[3], up=up, padding=padding)
-    wt = _cached(cache, "_wt_cache", _wt) if cache is not None else _wt(weight)
-    return _upconv(x * styles.reshape(n, -1, 1, 1), wt, f, up, padding, flip_weight, None)
-
-
-def _epilogue_(y, noise, gain, act, clamp):
-    """y += gain * noise; activation; clamp — in place, in row bands that stay in cache between the ops."""
-    rows = y.shape[2]
-    band = max(1, EPILOGUE_BAND_BYTES // max(1, y[:, :, :1].numel() * y.element_size()))
-    for r in range(0, rows, band):
-        part = y[:, :, r:r + band] if band < rows else y
-        if noise is not None:
-            part.add_(noise[..., r:r + band, :] if band < rows else noise, alpha=gain)
-        activate_(part, act)
-        if clamp is not None:
-            part.clamp_(-clamp, clamp)
-    return y
-
-
-def _upconv(x, wt, f, up, padding, flip_weight, bias):
-    if flip_weight:  # NVIDIA's layers always upsample with flip_weight=False; keep the general case exact
-        wt = wt.flip([2, 3])
-    return ops.upconv2d_transposed_weight(x, wt, f, up=up, padding=padding, bias=bias)
 
 
 def minibatch_stddev(x: torch.Tensor, group_size: int | None, num_channels: int = 1) -> torch.Tensor:

@@ -19,15 +19,8 @@ import torch
 
 from . import ops
 from .config import SynthesisConfig
-from .layers import (
-    Conv2dLayer,
-    FullyConnectedLayer,
-    modulated_conv2d,
-    modulated_conv2d_inference,
-    needs_autograd,
-    reduced_dtype,
-    use_fused_modconv,
-)
+from .inference import cached, demodulation, modconv_scaled, needs_autograd, torgb_inference
+from .layers import Conv2dLayer, FullyConnectedLayer, modulated_conv2d, reduced_dtype, use_fused_modconv
 
 # CPU execution plan of the inference path (bench/generator.py measures the choices).
 CHANNELS_LAST_MIN_RES = 64  # oneDNN's transposed convolution is ~2x faster in NHWC at these sizes
@@ -56,19 +49,30 @@ class SynthesisLayer(torch.nn.Module):
     def forward(self, x, w, noise_mode="random", fused_modconv=None, gain=1.0, impl="auto", noise_input=None):
         """noise_input: the N(0, 1) noise [N, 1, H, W] to use in random mode (default: drawn here)."""
         styles = self.affine(w)
-        noise = self._noise(x, noise_mode, noise_input)
         clamp = self.conv_clamp * gain if self.conv_clamp is not None else None
-        if impl != "ref" and x.dtype == torch.float32 and not needs_autograd(x, styles, self.weight, noise):
-            return modulated_conv2d_inference(
-                x, self.weight, styles, self.bias, noise=noise, up=self.up, padding=self.padding,
-                resample_filter=self.resample_filter, flip_weight=(self.up == 1), gain=self.act_gain * gain,
-                act=self.activation, clamp=clamp, fold=fused_modconv, cache=self)
+        if impl != "ref" and x.dtype == torch.float32 and not needs_autograd(
+                x, styles, self.weight, self.bias, self.noise_strength if self.use_noise else None):
+            return self._forward_inference(x, styles, noise_mode, noise_input, self.act_gain * gain, clamp,
+                                           fused_modconv)
+        noise = self._noise(x, noise_mode, noise_input)
         if fused_modconv is None:
             fused_modconv = use_fused_modconv(x, self.in_channels, self.training)
         x = modulated_conv2d(x, self.weight, styles, noise=noise, up=self.up, padding=self.padding,
                              resample_filter=self.resample_filter, flip_weight=(self.up == 1),
                              fused_modconv=fused_modconv, impl=impl)
         return ops.bias_act(x, self.bias.to(x.dtype), act=self.activation, gain=self.act_gain * gain, clamp=clamp)
+
+    def _forward_inference(self, x, styles, noise_mode, noise_input, g, clamp, fused_modconv):
+        """inference.modulated_conv2d_inference with the gain-scaled bias and constant noise cached."""
+        dcoefs = demodulation(styles, self.weight, g, cache=self)
+        bias = cached(self, f"_bias_{g!r}", (self.bias,), lambda b: b * g)
+        noise = None
+        if self.use_noise and noise_mode == "const":
+            noise = cached(self, f"_noise_{g!r}", (self.noise_const, self.noise_strength), lambda c, s: c * (s * g))
+        elif self.use_noise and noise_mode == "random":
+            noise = self._noise(x, noise_mode, noise_input) * g
+        return modconv_scaled(x, self.weight, styles, dcoefs, bias, noise, self.up, self.padding,
+                              self.resample_filter, self.up == 1, self.activation, clamp, fused_modconv, self)
 
     def _noise(self, x, noise_mode, noise_input):
         if not self.use_noise or noise_mode == "none":
@@ -95,25 +99,11 @@ class ToRGBLayer(torch.nn.Module):
     def forward(self, x, w, fused_modconv=None, impl="auto"):
         styles = self.affine(w) * self.weight_gain
         if impl != "ref" and x.dtype == torch.float32 and not needs_autograd(x, styles, self.weight):
-            return _torgb_inference(x, self.weight, styles, self.bias, self.conv_clamp)
+            return torgb_inference(x, self.weight, styles, self.bias, self.conv_clamp)
         if fused_modconv is None:
             fused_modconv = use_fused_modconv(x, x.shape[1], self.training)
         x = modulated_conv2d(x, self.weight, styles, demodulate=False, fused_modconv=fused_modconv, impl=impl)
         return ops.bias_act(x, self.bias.to(x.dtype), clamp=self.conv_clamp)
-
-
-def _torgb_inference(x, weight, styles, bias, clamp):
-    """Per-sample 1x1 convolution with the style-scaled weight: reads the activations once."""
-    n, c = x.shape[:2]
-    w = weight.unsqueeze(0) * styles.reshape(n, 1, -1, 1, 1)  # [N, O, I, k, k]: tiny for toRGB
-    if n == 1:
-        y = torch.nn.functional.conv2d(x, w[0], bias)
-    elif x.is_contiguous():
-        y = torch.nn.functional.conv2d(x.reshape(1, n * c, *x.shape[2:]), w.reshape(-1, c, *w.shape[3:]),
-                                       bias.repeat(n), groups=n).reshape(n, -1, *x.shape[2:])
-    else:
-        y = torch.cat([torch.nn.functional.conv2d(x[i:i + 1], w[i], bias) for i in range(n)])
-    return y.clamp_(-clamp, clamp) if clamp is not None else y
 
 
 class SynthesisBlock(torch.nn.Module):

@@ -1,0 +1,171 @@
+"""Inference path of the modulated convolution: same numbers as the reference path, less work.
+
+Used by the synthesis layers whenever autograd does not record (see `needs_autograd`); the reference
+path (`layers.modulated_conv2d` + `ops.bias_act`) stays the definition and is what the tests compare with.
+What changes, and why it is the same function:
+
+- the activation gain g > 0 is folded into the demodulation coefficients, bias and noise, since
+  act(g * a) = g * act(a) for lrelu/relu/linear; scale + bias is one addcmul (or the conv's own bias);
+- noise, activation and clamp run in place, in row bands small enough to stay in cache between the ops;
+- a single image folds styles and demodulation into the weight (no passes over big activations);
+- tensors that only depend on parameters (demodulation statistics, transposed or GEMM-layout weights,
+  scaled bias and constant noise) are cached on the module, keyed on the parameters' version counters;
+- on CPU, low-resolution transposed convolutions with many channels run as one GEMM plus col2im.
+"""
+
+from __future__ import annotations
+
+import torch
+import torch.nn.functional as F
+
+from . import ops
+
+# Choices measured in bench/generator.py (docs/performance.md).
+GEMM_UPCONV_MIN_CHANNELS = 256  # transposed conv as one GEMM + col2im: wins with many channels and few pixels
+GEMM_UPCONV_MAX_PIXELS = 2048  # (batch x input pixels); above, oneDNN's own transposed convolution wins
+EPILOGUE_BAND_BYTES = 1 << 20  # run the in-place epilogue in row bands of about this size (L2-resident)
+
+
+def needs_autograd(*tensors) -> bool:
+    """Whether autograd records this computation (then in-place tricks are off limits)."""
+    return torch.is_grad_enabled() and any(t is not None and t.requires_grad for t in tensors)
+
+
+def cached(module, name: str, tensors, fn):
+    """fn(*tensors) cached on the module under `name`, keyed on the tensors' identities and version counters
+    (every in-place update — optimizer step, load_state_dict, copy_ — bumps them, so a changed parameter is
+    never served stale). module=None computes without caching."""
+    if module is None:
+        with torch.no_grad():
+            return fn(*tensors)
+    key = tuple((t.data_ptr(), t._version, t.dtype, t.device) for t in tensors)
+    hit = module.__dict__.get(name)
+    if hit is not None and hit[0] == key:
+        return hit[1]
+    with torch.no_grad():
+        value = fn(*(t.detach() for t in tensors))
+    module.__dict__[name] = (key, value)
+    return value
+
+
+def squared_weight_norms(module) -> torch.Tensor:
+    """sum over the kernel of weight^2, [O, I]: the demodulation statistics (cached)."""
+    return cached(module, "_wsq", (module.weight,), lambda w: w.square().sum(dim=[2, 3]))
+
+
+def transposed_weight(module) -> torch.Tensor:
+    """weight.transpose(0, 1) made contiguous, the layout conv_transpose2d wants (cached)."""
+    return cached(module, "_wt", (module.weight,), _transposed)
+
+
+def _transposed(w):
+    return w.transpose(0, 1).contiguous()
+
+
+def _gemm_layout(w):
+    return w.permute(1, 2, 3, 0).reshape(w.shape[1], -1).contiguous()
+
+
+def activate_(x: torch.Tensor, act: str) -> torch.Tensor:
+    """In-place activation without gain (the callers fold the positive gain into the preceding scale)."""
+    if act == "lrelu":
+        return F.leaky_relu_(x, ops.LRELU_ALPHA)
+    if act == "relu":
+        return F.relu_(x)
+    if act != "linear":
+        raise ValueError(f"unknown activation {act!r}; use linear, relu or lrelu")
+    return x
+
+
+def demodulation(styles, weight, gain, cache=None):
+    """gain * rsqrt(sum_(i,k) (weight * style)^2 + 1e-8) per sample and output channel, [N, O], computed from
+    the cached [I, O] weight statistics (scaled by 1/gain^2 so the gain comes out of the rsqrt)."""
+    wsq, eps = cached(cache, f"_demod_{gain!r}", (weight,), lambda w: (
+        w.square().sum(dim=[2, 3]).t().div(gain * gain), torch.full([1], 1e-8 / (gain * gain), dtype=w.dtype,
+                                                                     device=w.device)))
+    return torch.addmm(eps, styles.square(), wsq).rsqrt_()
+
+
+def modulated_conv2d_inference(x, weight, styles, bias, noise=None, up=1, padding=0, resample_filter=None,
+                               flip_weight=True, gain=1.0, act="lrelu", clamp=None, fold=None, cache=None):
+    """modulated_conv2d(x, weight, styles, noise, up, padding, resample_filter, demodulate=True, flip_weight)
+    followed by bias_act(bias, act, gain, clamp), on the inference path (see the module docstring).
+
+    fold=True folds styles and demodulation into the weight of a single image; fold=False scales the
+    activations around one convolution over the whole batch; None picks the cheaper. cache: the layer
+    module, to reuse parameter-derived tensors between calls (optional)."""
+    dcoefs = demodulation(styles, weight, gain, cache)
+    bias = bias * gain
+    noise = noise * gain if noise is not None else None
+    return modconv_scaled(x, weight, styles, dcoefs, bias, noise, up, padding, resample_filter, flip_weight, act,
+                          clamp, fold, cache)
+
+
+def modconv_scaled(x, weight, styles, dcoefs, bias, noise, up, padding, f, flip_weight, act, clamp, fold, cache):
+    """The convolution and epilogue, with dcoefs, bias and noise already multiplied by the gain."""
+    n, in_channels, h, w = x.shape
+    out_channels, _, kh, kw = weight.shape
+    if fold is None:
+        fold = n == 1 and out_channels * in_channels * kh * kw < (in_channels + out_channels * up * up) * h * w
+    if fold and n == 1:
+        scale = styles.reshape(1, -1, 1, 1) * dcoefs.reshape(-1, 1, 1, 1)  # [O, I, 1, 1]
+        if up == 1:
+            y = F.conv2d(x, weight * scale if flip_weight else (weight * scale).flip([2, 3]), bias, padding=padding)
+        else:  # write the folded weight straight into conv_transpose layout
+            wt = torch.mul(weight.transpose(0, 1), scale.transpose(0, 1),
+                           out=x.new_empty([in_channels, out_channels, kh, kw]))
+            y = _upconv(x, wt, f, up, padding, flip_weight, bias)
+    else:
+        y = _unfused(x, weight, styles, up, padding, f, flip_weight, cache)
+        y = torch.addcmul(bias.reshape(1, -1, 1, 1), y, dcoefs.reshape(n, -1, 1, 1), out=y)
+    return _epilogue_(y, noise, act, clamp)
+
+
+def _unfused(x, weight, styles, up, padding, f, flip_weight, cache):
+    """Convolution of the style-scaled activations with the shared weight (whole batch at once)."""
+    n, in_channels, h, w = x.shape
+    if up == 1:
+        return ops.conv2d_resample(x * styles.reshape(n, -1, 1, 1), weight, padding=padding, flip_weight=flip_weight)
+    if (x.device.type == "cpu" and not flip_weight and in_channels >= GEMM_UPCONV_MIN_CHANNELS
+            and n * h * w <= GEMM_UPCONV_MAX_PIXELS):
+        # Scale and change layout in one pass: the GEMM reads the activations as [pixels, channels].
+        xs = torch.mul(x, styles.reshape(n, -1, 1, 1), out=torch.empty(x.shape, dtype=x.dtype, device=x.device,
+                                                                      memory_format=torch.channels_last))
+        w2 = cached(cache, "_w2", (weight,), _gemm_layout)
+        return ops.upconv2d_gemm(xs, w2, f, kh=weight.shape[2], kw=weight.shape[3], up=up, padding=padding)
+    wt = cached(cache, "_wt", (weight,), _transposed)
+    return _upconv(x * styles.reshape(n, -1, 1, 1), wt, f, up, padding, flip_weight, None)
+
+
+def _epilogue_(y, noise, act, clamp):
+    """y += noise; activation; clamp — in place, in row bands that stay in cache between the ops."""
+    rows = y.shape[2]
+    band = max(1, EPILOGUE_BAND_BYTES // max(1, y[:, :, :1].numel() * y.element_size()))
+    for r in range(0, rows, band):
+        part = y[:, :, r:r + band] if band < rows else y
+        if noise is not None:
+            part.add_(noise[..., r:r + band, :] if band < rows else noise)
+        activate_(part, act)
+        if clamp is not None:
+            part.clamp_(-clamp, clamp)
+    return y
+
+
+def _upconv(x, wt, f, up, padding, flip_weight, bias):
+    if flip_weight:  # NVIDIA's layers always upsample with flip_weight=False; keep the general case exact
+        wt = wt.flip([2, 3])
+    return ops.upconv2d_transposed_weight(x, wt, f, up=up, padding=padding, bias=bias)
+
+
+def torgb_inference(x, weight, styles, bias, clamp):
+    """Modulated 1x1 convolution without demodulation (toRGB): per-sample weights, activations read once."""
+    n, c = x.shape[:2]
+    w = weight.unsqueeze(0) * styles.reshape(n, 1, -1, 1, 1)  # [N, O, I, k, k]: tiny for toRGB
+    if n == 1:
+        y = F.conv2d(x, w[0], bias)
+    elif x.is_contiguous():
+        y = F.conv2d(x.reshape(1, n * c, *x.shape[2:]), w.reshape(-1, c, *w.shape[3:]), bias.repeat(n),
+                     groups=n).reshape(n, -1, *x.shape[2:])
+    else:
+        y = torch.cat([F.conv2d(x[i:i + 1], w[i], bias) for i in range(n)])
+    return y.clamp_(-clamp, clamp) if clamp is not None else y
