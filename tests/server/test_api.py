@@ -84,7 +84,9 @@ def test_interpolation_frames_start_and_end_at_the_keys(client):
     ends = client.post("/api/generate", json={"seeds": [1, 2]}).json()["images"]
     assert len(frames) == 5
     assert np.array_equal(decode_data_url(frames[0]), decode_data_url(ends[0]))
-    assert np.array_equal(decode_data_url(frames[-1]), decode_data_url(ends[1]))
+    # Batches of 5 and 2 may round differently in the last float bit (as in the micro-batching test below);
+    # through uint8 and JPEG that is at most a few levels.
+    assert np.abs(decode_data_url(frames[-1]).astype(int) - decode_data_url(ends[1]).astype(int)).max() <= 8
 
 
 def test_keys_validate_and_unknown_drawings_are_404(client):
