@@ -141,3 +141,16 @@ def test_live_projector_for_a_model_dir_with_and_without_encoder(tmp_path, tiny_
     assert bare(target, budget_s=0.5).ws.shape == (1, model.G.num_ws, model.G.w_dim)
     save_encoder(default_encoder_dir(tmp_path / "m"), trained[0], {})
     assert live_projector_for(model, device="cpu", config=_pixel_live()).encoder is not None
+
+
+def test_a_perfect_guess_costs_nothing_despite_random_noise(G):
+    # The encoder sees renders with random per-pixel noise; its guess must be judged against the true latents
+    # rendered with the constant noise it is rendered with itself, or a perfect guess would still be penalised.
+    from latentstudio.invert.train_encoder import _recon_loss, _step_loss
+
+    ws = w_statistics(G, 500, device="cpu").w_avg.reshape(1, 1, -1).expand(3, G.num_ws, -1).clone()
+    ws += 0.5 * torch.randn(ws.shape, generator=torch.Generator().manual_seed(0))
+    cfg = FAST.replace(pixel_weight=1.0)
+    perfect = lambda images: ws.clone()  # noqa: E731
+    loss = _step_loss(G, perfect, ws, 1.0, cfg, _recon_loss(cfg, None, "cpu"))
+    assert float(loss.detach()) < 1e-8

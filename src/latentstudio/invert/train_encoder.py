@@ -130,15 +130,20 @@ def _recon_loss(config: EncoderTrainConfig, features, dev):
 
 
 def _step_loss(G, encoder, ws, scale, config: EncoderTrainConfig, recon_loss):
-    """Latent loss on the whole batch; image losses (when on) on its first `recon_batch` samples."""
+    """Latent loss on the whole batch; image losses (when on) on its first `recon_batch` samples. The encoder
+    sees renders with random per-pixel noise, so it learns to ignore that noise."""
     with torch.no_grad():
         images = G.synthesis(ws, noise_mode="random")
     pred = encoder(images)
     loss = config.latent_weight * ((pred - ws) / scale).square().mean()
     if recon_loss is not None:
+        # The guess is rendered with the model's constant noise, so it is compared with the true latents
+        # rendered the same way (not with the random-noise input, whose noise no latent can explain).
         k = min(config.recon_batch, len(images))
+        with torch.no_grad():
+            clean = G.synthesis(ws[:k], noise_mode="const")
         recon = G.synthesis(pred[:k], noise_mode="const")
-        loss = loss + recon_loss(recon, recon_loss.target_features(images[:k])).mean()
+        loss = loss + recon_loss(recon, recon_loss.target_features(clean)).mean()
     return loss
 
 
