@@ -42,7 +42,8 @@ def register(sub) -> None:
     opt("--ada-kimg", type=positive_float, help="ADA speed: p can go from 0 to 1 in this many kimg (default 20)")
     opt("--augpipe", choices=("bgc", "bg", "c"), help="ADA op set (default bgc)")
     opt("--aug-p", type=float, help="fixed augmentation probability (no adaptation)")
-    opt("--mirror", action="store_true", help="add left-right mirrored copies of the images")
+    opt("--mirror", action=argparse.BooleanOptionalAction,
+        help="add left-right mirrored copies of the images (default: as recorded by prepare --mirror)")
     opt("--cond", action="store_true", help="class-conditional training (dataset labels)")
     opt("--gamma", type=float, help="R1 weight (default: 0.0002 * resolution^2 / batch, the ADA paper's rule)")
     opt("--lrate", type=positive_float, help="learning rate (default: the preset's)")
@@ -80,9 +81,13 @@ def command_line(args) -> str:
     """The command as it could be typed again (options that were given, in a fixed order)."""
     parts = ["latentstudio", "train", args.dataset]
     for key, value in vars(args).items():
-        if key in ("dataset", "func", "command") or value is None or value is False:
+        if key in ("dataset", "func", "command") or value is None:
             continue
         flag = "--" + key.replace("_", "-")
+        if value is False:
+            if key == "mirror":  # the only on/off option: --no-mirror overrides the dataset's recorded mirror
+                parts.append("--no-mirror")
+            continue
         parts += [flag] if value is True else [flag, str(value)]
     return shlex.join(parts)
 

@@ -2,8 +2,9 @@
 
 Items are `(uint8 tensor [C, H, W], float32 label tensor [label_dim])`, like NVIDIA's dataset class (theirs
 returns numpy). With `mirror=True` the dataset is twice as long and index `i + N` is image `i` flipped left to
-right (NVIDIA's --mirror). Everything is checked when the dataset is opened (square, power of two, one size,
-one channel count, labels for every image) so a bad set fails before training starts, with the fix.
+right (NVIDIA's --mirror); `mirror=None` follows the `mirror` that `prepare --mirror` recorded in dataset.json.
+Everything is checked when the dataset is opened (square, power of two, one size, one channel count, labels for
+every image) so a bad set fails before training starts, with the fix.
 """
 
 from __future__ import annotations
@@ -101,13 +102,13 @@ class ImageDataset(torch.utils.data.Dataset):
     """A prepared dataset. `resolution` (optional) must match the images; `max_size` keeps a fixed random
     subset (seed 0, like NVIDIA); decoded images are cached in memory when they fit in `cache_mb`."""
 
-    def __init__(self, path, resolution: int | None = None, mirror: bool = False, use_labels: bool = False,
+    def __init__(self, path, resolution: int | None = None, mirror: bool | None = False, use_labels: bool = False,
                  max_size: int | None = None, cache_mb: float = DEFAULT_CACHE_MB, random_seed: int = 0):
         self.path = Path(path).expanduser()
         self.name = self.path.stem
-        self.mirror = bool(mirror)
         self._source = _Source(self.path)
         self.meta = self._read_meta()
+        self.mirror = bool(self.meta.get("mirror") is True) if mirror is None else bool(mirror)
         names = [n for n in self._source.names if _is_image(n)]
         if not names:
             raise UserError(f"{self.path}: contains no images; {PREPARE_HINT}")

@@ -15,8 +15,9 @@ import torch
 from ..errors import UserError
 
 
-def open_dataset(path, mirror: bool = False, use_labels: bool = False):
-    """The data engineer's `ImageDataset` (a prepared folder or zip)."""
+def open_dataset(path, mirror: bool | None = None, use_labels: bool = False):
+    """The data engineer's `ImageDataset` (a prepared folder or zip). `mirror=None`: as `prepare --mirror`
+    recorded in the dataset's dataset.json."""
     from ..data.dataset import ImageDataset
 
     return ImageDataset(path, mirror=mirror, use_labels=use_labels)

@@ -57,16 +57,20 @@ def train(dataset, run_dir, *, preset: str | None = None, resume: str | None = N
 
 def start(dataset, run_dir: Path, preset, resume, dist: Dist, options: dict, log):
     """Open the dataset and build the session (fresh, resumed or fine-tuned)."""
+    check_metrics(options.get("metrics"))  # a typo fails now, not at the first snapshot an hour later
     path = snapshots.find_resume(resume, run_dir) if resume else None
     if path is None and snapshots.list_snapshots(run_dir):
         raise UserError(f"--out {run_dir}: already holds a run; continue it with --resume latest, or choose a new "
                         "--out")
     meta = snapshots.read_state(path)[0] if path is not None and snapshots.is_training_snapshot(path) else None
     if isinstance(dataset, (str, Path)):
+        # --mirror / --no-mirror given > the resumed run's own setting > what `prepare --mirror` recorded.
         mirror = options.get("mirror")
         if mirror is None and meta is not None:
             mirror = meta["config"].get("mirror", False)
-        dataset = open_dataset(dataset, mirror=bool(mirror), use_labels=bool(options.pop("cond", False)))
+        dataset = open_dataset(dataset, mirror=mirror, use_labels=bool(options.pop("cond", False)))
+        if mirror is None and dataset.mirror and dist.is_main:
+            log(f"{dataset.path}: mirrored copies on (recorded by prepare --mirror; --no-mirror turns them off)")
     options = {**options, "mirror": bool(getattr(dataset, "mirror", options.get("mirror") or False))}
     ident = dataset_identity(dataset)
     preset = preset or (meta["config"]["preset"] if meta else None) or "cpu128"
@@ -77,6 +81,7 @@ def start(dataset, run_dir: Path, preset, resume, dist: Dist, options: dict, log
         raise UserError(str(exc)) from None
     if meta is not None and same_dataset(meta.get("dataset"), ident):
         cfg = resumed_config(meta, cfg, options, log if dist.is_main else None)
+        check_metrics(cfg.metrics)  # the run's own metrics: their package may be gone since
         if dist.is_main:
             log(f"resuming {path} at {meta['progress']['nimg'] / 1000:.3f} kimg")
         return build_resume(cfg, path, dist), dataset, ident
@@ -85,6 +90,29 @@ def start(dataset, run_dir: Path, preset, resume, dist: Dist, options: dict, log
             log(f"fine-tuning from {path}: networks from the model, fresh optimizers, kimg from 0")
         return build_finetune(cfg, net_preset, path, dist), dataset, ident
     return build_fresh(cfg, net_preset, dist), dataset, ident
+
+
+def check_metrics(metrics) -> None:
+    """Names the metrics parser knows, that training can compute (no Inception weights can be passed to
+    `train`), with their feature network's package installed. Raises UserError naming --metrics."""
+    if not metrics:
+        return
+    from ..metrics.compute import FEATURE_NETS, parse_metrics
+
+    names = parse_metrics(metrics)
+    given = ",".join(names)
+    inception = [m for m in names if FEATURE_NETS.get(m) == "inception"]
+    if inception:
+        raise UserError(f"--metrics {given}: {'/'.join(inception)} need Inception weights, which train cannot load; "
+                        "use fd_effnet_lite0/kid_effnet_lite0 while training and `latentstudio metrics MODEL DATASET "
+                        "--metrics fid --inception PATH` afterwards")
+    if any(FEATURE_NETS.get(m) == "effnet_lite0" for m in names):
+        from ..metrics.effnet import weights_path
+
+        try:
+            weights_path()
+        except UserError as exc:
+            raise UserError(f"--metrics {given}: {exc}") from None
 
 
 def same_dataset(a: dict | None, b: dict) -> bool:
