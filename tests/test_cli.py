@@ -50,6 +50,7 @@ def test_import_command(tmp_path, capsys):
     (["generate", "/nonexistent/model", "--out", "x"], "no such model directory"),
     (["generate", "--device", "tpu", "--out", "x"], "--device"),
     (["import", "/nonexistent.pkl", "--out", "x"], "no such file"),
+    (["init-model", "--preset", "tiny", "--resolution", "48", "--out", "x"], "resolution=48"),
 ])
 def test_bad_input_is_one_line_and_exit_2(tmp_path, capsys, argv, needle, tiny_model_dir, monkeypatch):
     monkeypatch.chdir(tmp_path)
@@ -60,10 +61,23 @@ def test_bad_input_is_one_line_and_exit_2(tmp_path, capsys, argv, needle, tiny_m
     assert needle in err and len(err.splitlines()) == 1
 
 
-def test_argparse_errors_exit_2(capsys):
+@pytest.mark.parametrize("argv,needle", [
+    (["generate", "--trunc", "abc", "--out", "x"], "--trunc"),
+    (["generate", "--noise-mode", "loud", "--out", "x"], "--noise-mode"),
+    (["generate", "--bogus", "--out", "x"], "unrecognized arguments: --bogus"),
+    (["info", "--nope"], "unrecognized arguments: --nope"),
+    (["generate"], "--out"),
+])
+def test_argparse_errors_are_one_line_and_exit_2(capsys, argv, needle):
     with pytest.raises(SystemExit) as exc:
-        main(["generate", "--trunc", "abc", "--out", "x"])
+        main(argv)
     assert exc.value.code == 2
+    captured = capsys.readouterr()
+    lines = captured.err.strip().splitlines()
+    assert len(lines) == 1 and not captured.out, captured.err
+    cmd = f"latentstudio {argv[0]}"
+    assert lines[0].startswith(f"{cmd}: error: ") and lines[0].endswith(f"(see {cmd} --help)")
+    assert needle in lines[0]
 
 
 @pytest.mark.parametrize("name", [name for name, _ in COMMANDS])

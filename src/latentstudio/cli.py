@@ -8,6 +8,7 @@ import importlib
 import sys
 
 from . import __version__
+from .commands.common import ArgumentParser
 from .errors import UserError
 
 # (command name, module) in the order `--help` lists them.
@@ -29,20 +30,28 @@ COMMANDS = (
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(
+    return _build()[0]
+
+
+def _build() -> tuple[argparse.ArgumentParser, dict[str, argparse.ArgumentParser]]:
+    """The top-level parser and each command's parser by name."""
+    parser = ArgumentParser(
         prog="latentstudio", description="A studio for GAN latent-space art: train StyleGAN2 on your images, "
         "walk its latent space, project drawings, run installations.",
         epilog="example: latentstudio generate --seeds 0-7 --out out/ --grid")
     parser.add_argument("--version", action="version", version=f"latentstudio {__version__}")
-    sub = parser.add_subparsers(dest="command", metavar="COMMAND")
+    # Every subcommand's parser is an ArgumentParser too (one-line errors naming the command).
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND", parser_class=ArgumentParser)
     for _, module in COMMANDS:
         importlib.import_module(module).register(sub)
-    return parser
+    return parser, sub.choices
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = build_parser()
-    args = parser.parse_args(argv)
+    parser, commands = _build()
+    args, extra = parser.parse_known_args(argv)
+    if extra:  # reported by the command's own parser, so the line names the command whose --help to read
+        commands.get(args.command, parser).error(f"unrecognized arguments: {' '.join(extra)}")
     if not getattr(args, "func", None):
         parser.print_help()
         return 2

@@ -12,9 +12,7 @@ import json
 import typing
 from pathlib import Path
 
-
-class ConfigError(ValueError):
-    """A config file or dict is malformed; the message names the field and the fix."""
+from .errors import ConfigError  # defined there so that it is a UserError (one line + exit 2 in the CLI)
 
 
 @dataclasses.dataclass(frozen=True)

@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
-from .config import ConfigError
-
 
 class UserError(Exception):
     """Raised for bad input (arguments, files, data). The CLI prints the message and exits with code 2."""
+
+
+class ConfigError(UserError, ValueError):
+    """A config file or dict is malformed; the message names the field and the fix. Also a ValueError, since
+    configs are validated in constructors, where a bad value is a ValueError to library callers."""
 
 
 class ModelFormatError(UserError):

@@ -16,6 +16,14 @@ class HelpFormatter(argparse.ArgumentDefaultsHelpFormatter, argparse.RawDescript
     """Shows defaults next to every option and keeps the example in the epilog as written."""
 
 
+class ArgumentParser(argparse.ArgumentParser):
+    """argparse with one-line errors: `latentstudio CMD: error: ... (see latentstudio CMD --help)`, exit 2.
+    argparse's own error() prints the whole usage block first, which buries the message; --help has it."""
+
+    def error(self, message):
+        self.exit(2, f"{self.prog}: error: {' '.join(str(message).split())} (see {self.prog} --help)\n")
+
+
 def add_command(sub, name: str, help: str, example: str, description: str | None = None):
     return sub.add_parser(name, help=help, description=description or help, formatter_class=HelpFormatter,
                           epilog=f"example:\n  {example}")
