@@ -159,6 +159,33 @@ def test_caches_follow_in_place_weight_updates():
     _compare(G, ws)
 
 
+@torch.no_grad()
+def test_caches_follow_replaced_parameters():
+    """A parameter replaced by another tensor object must not be served from the old one's cache entry, even
+    when the new tensor has the same address, version and shape (freed memory reused) or shares the storage."""
+    G, _ = make_tiny()
+    ws = G.mapping(torch.randn(2, G.z_dim), None)
+    layer = G.synthesis.b16.conv0
+    G.synthesis(ws)
+    shape = layer.weight.shape
+    for _ in range(3):  # fresh tensors of the same shape, the previous one dropped first (version 0 each time)
+        layer.weight = None
+        layer.weight = torch.nn.Parameter(torch.randn(shape), requires_grad=False)
+        torch.testing.assert_close(squared_weight_norms(layer), layer.weight.square().sum(dim=[2, 3]))
+        torch.testing.assert_close(transposed_weight(layer), layer.weight.transpose(0, 1))
+        _compare(G, ws)
+    # Same storage, pointer and version counter, other values (a view with the kernel transposed).
+    old = layer.weight
+    layer.weight = torch.nn.Parameter(old.detach().transpose(2, 3), requires_grad=False)
+    assert layer.weight.data_ptr() == old.data_ptr() and layer.weight._version == old._version
+    torch.testing.assert_close(transposed_weight(layer), layer.weight.transpose(0, 1))
+    _compare(G, ws)
+    # `.data =` keeps the Parameter object but not the storage.
+    layer.weight.data = torch.randn(shape)
+    torch.testing.assert_close(squared_weight_norms(layer), layer.weight.square().sum(dim=[2, 3]))
+    _compare(G, ws)
+
+
 def test_autograd_uses_the_reference_path_and_matches_it():
     G, _ = make_tiny()
     ws = G.mapping(torch.randn(2, G.z_dim), None).detach()

@@ -9,7 +9,8 @@ What changes, and why it is the same function:
 - noise, activation and clamp run in place, in row bands small enough to stay in cache between the ops;
 - a single image folds styles and demodulation into the weight (no passes over big activations);
 - tensors that only depend on parameters (demodulation statistics, transposed or GEMM-layout weights,
-  scaled bias and constant noise) are cached on the module, keyed on the parameters' version counters;
+  scaled bias and constant noise) are cached on the module, keyed on the parameters' identities, data
+  pointers and version counters;
 - on CPU, low-resolution transposed convolutions with many channels run as one GEMM plus col2im.
 """
 
@@ -32,19 +33,22 @@ def needs_autograd(*tensors) -> bool:
 
 
 def cached(module, name: str, tensors, fn):
-    """fn(*tensors) cached on the module under `name`, keyed on the tensors' identities and version counters
-    (every in-place update — optimizer step, load_state_dict, copy_ — bumps them, so a changed parameter is
-    never served stale). module=None computes without caching."""
+    """fn(*tensors) cached on the module under `name`, valid while the same tensor objects (identity) hold the
+    same data (pointer, version counter: every in-place update — optimizer step, load_state_dict, copy_ —
+    bumps it; `.data =` and `.to()` move the pointer). The entry keeps the tensors themselves, so a replaced
+    parameter cannot be freed and its address and id reused by a new tensor that would then match a stale
+    entry. module=None computes without caching."""
     if module is None:
         with torch.no_grad():
             return fn(*tensors)
-    key = tuple((t.data_ptr(), t._version, t.dtype, t.device) for t in tensors)
+    tensors = tuple(tensors)
+    key = tuple((t.data_ptr(), t._version, t.dtype, t.device, t.shape, t.stride()) for t in tensors)
     hit = module.__dict__.get(name)
-    if hit is not None and hit[0] == key:
-        return hit[1]
+    if hit is not None and hit[1] == key and all(a is b for a, b in zip(hit[0], tensors, strict=True)):
+        return hit[2]
     with torch.no_grad():
         value = fn(*(t.detach() for t in tensors))
-    module.__dict__[name] = (key, value)
+    module.__dict__[name] = (tensors, key, value)
     return value
 
 
