@@ -97,7 +97,16 @@ def resize(img: Image.Image, size: int) -> Image.Image:
     return img.resize((size, size), Image.LANCZOS, reducing_gap=3.0)
 
 
+def jpeg_draft_size(size: int, crop: str = "center") -> int | None:
+    """How far big JPEGs may be shrunk while decoding for a size x size output: both sides stay at least
+    twice the output (room for a clean Lanczos step). None for crop='none', whose stretch needs the full
+    aspect ratio. `prepare` and projection targets both decode this way, so they see identical pixels."""
+    return 2 * size if crop != "none" else None
+
+
 def load_square(path: str | Path, size: int, crop: str = "center", background=(255, 255, 255),
-                channels: int = 3) -> Image.Image:
-    """open_image -> square -> resize: the one pipeline every user image goes through."""
-    return resize(square(open_image(path, background, channels), crop, background), size)
+                channels: int = 3, *, draft: bool = False) -> Image.Image:
+    """open_image -> square -> resize: the one pipeline every user image goes through. draft=True decodes
+    big JPEGs reduced exactly as `prepare` does (`jpeg_draft_size`), for the same pixels as a dataset."""
+    img = open_image(path, background, channels, draft_size=jpeg_draft_size(size, crop) if draft else None)
+    return resize(square(img, crop, background), size)

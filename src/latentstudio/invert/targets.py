@@ -36,7 +36,8 @@ def load_targets(paths, G, crop: str = "center", background=(255, 255, 255)) -> 
     tensors = []
     for f in files:
         try:
-            img = load_square(f, G.img_resolution, crop=crop, background=background, channels=G.img_channels)
+            img = load_square(f, G.img_resolution, crop=crop, background=background, channels=G.img_channels,
+                              draft=True)  # big JPEGs decoded reduced, as `prepare` does: the same pixels
         except (OSError, ValueError) as exc:
             raise UserError(f"{f}: not a readable image ({exc})") from None
         tensors.append(pil_to_tensor(img, G.img_channels))
