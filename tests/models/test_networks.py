@@ -161,3 +161,80 @@ def test_discriminator_with_reduced_precision_blocks_runs_resnet_and_orig():
         assert out.shape == (2, 1) and torch.isfinite(out).all()
         low = D(img, precision="bf16")
         assert torch.isfinite(low).all() and (low - out).abs().max() < 0.1 * out.abs().max() + 0.05
+
+
+# --------------------------------------------------------------------------- parameter counts (meta device)
+
+
+def _nvidia_g_params(cfg) -> int:
+    """stylegan2-ada-pytorch Generator parameter count, written out from its layer shapes."""
+    s, w = cfg.synthesis, cfg.w_dim
+    ch = lambda r: min(s.channel_base // r, s.channel_max)
+    fc = lambda i, o: i * o + o
+    layer = lambda i, o, k=3: fc(w, i) + o * i * k * k + o + (1 if s.use_noise else 0)  # affine, weight, bias, noise
+    torgb = lambda i: fc(w, i) + cfg.img_channels * i + cfg.img_channels
+    embed = (cfg.mapping.embed_features or w) if cfg.c_dim else 0
+    hidden = cfg.mapping.layer_features or w
+    feats = [cfg.z_dim + embed] + [hidden] * (cfg.mapping.num_layers - 1) + [w]
+    total = sum(fc(a, b) for a, b in zip(feats[:-1], feats[1:], strict=True)) + (fc(cfg.c_dim, embed) if embed else 0)
+    res = 4
+    total += ch(4) * 16 + layer(ch(4), ch(4))
+    while res <= cfg.img_resolution:
+        if res > 4:
+            total += layer(ch(res // 2), ch(res)) + layer(ch(res), ch(res))
+            if s.architecture == "resnet":
+                total += ch(res // 2) * ch(res)  # 1x1 skip, no bias
+        if s.architecture == "skip" or res == cfg.img_resolution:
+            total += torgb(ch(res))
+        res *= 2
+    return total
+
+
+def _nvidia_d_params(cfg) -> int:
+    """stylegan2-ada-pytorch Discriminator (resnet) parameter count from its layer shapes."""
+    assert cfg.architecture == "resnet"
+    ch = lambda r: min(cfg.channel_base // r, cfg.channel_max)
+    conv = lambda i, o, k=3, bias=True: o * i * k * k + (o if bias else 0)
+    total, res = 0, cfg.img_resolution
+    while res > 4:
+        tmp, out = ch(res), ch(res // 2)
+        if res == cfg.img_resolution:
+            total += conv(cfg.img_channels, tmp, 1)
+        total += conv(tmp, tmp) + conv(tmp, out) + conv(tmp, out, 1, bias=False)
+        res //= 2
+    c4 = ch(4)
+    cmap = (cfg.cmap_dim or c4) if cfg.c_dim else 0
+    total += conv(c4 + cfg.epilogue.mbstd_num_channels, c4) + (c4 * 16 * c4 + c4) + (c4 * (cmap or 1) + (cmap or 1))
+    if cfg.c_dim:
+        m = cfg.mapping
+        embed, hidden = m.embed_features or cmap, m.layer_features or cmap
+        feats = [embed] + [hidden] * (m.num_layers - 1) + [cmap]
+        total += cfg.c_dim * embed + embed + sum(a * b + b for a, b in zip(feats[:-1], feats[1:], strict=True))
+    return total
+
+
+@pytest.mark.parametrize("name,overrides", [(n, {}) for n in preset_names()] + [
+    ("tiny", dict(c_dim=5, img_channels=1)), ("cpu128", dict(resolution=1024)), ("paper256", dict(c_dim=10))])
+def test_every_preset_builds_on_meta_with_nvidias_parameter_counts(name, overrides):
+    from latentstudio.models.summary import count_parameters
+
+    preset = get_preset(name, **overrides)
+    with torch.device("meta"):  # shapes only: even 1024 px configs build instantly, without memory
+        G, D = Generator(preset.generator), Discriminator(preset.discriminator)
+    assert G.synthesis.b4.const.is_meta and G.img_resolution == preset.generator.img_resolution
+    assert count_parameters(G) == _nvidia_g_params(preset.generator)
+    assert count_parameters(D) == _nvidia_d_params(preset.discriminator)
+    if name == "stylegan2":  # config-f: NVIDIA's published G_ema size (stylegan2-ada-pytorch, FFHQ 1024)
+        assert count_parameters(G) == 30_370_060
+        assert count_parameters(D) == 29_012_513  # summed by hand from config-f's layer table
+
+
+def test_meta_counts_cover_resnet_and_orig_generators():
+    from latentstudio.models.summary import count_parameters
+
+    for arch in ("resnet", "orig"):
+        cfg = get_preset("paper256").generator
+        cfg = cfg.replace(synthesis=cfg.synthesis.replace(architecture=arch))
+        with torch.device("meta"):
+            G = Generator(cfg)
+        assert count_parameters(G) == _nvidia_g_params(cfg)
