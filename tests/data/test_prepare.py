@@ -172,3 +172,123 @@ def test_prepare_command(messy, tmp_path, capsys):
     assert "kept 7 image(s)" in out and "dropped 1: exact duplicate" in out
     assert len(ImageDataset(tmp_path / "ds.zip")) == 7
     assert main(["prepare", str(messy), "--demo", "smiles", "--out", str(tmp_path / "x")]) == 2
+
+
+def test_crop_none_stretches_and_black_background(tmp_path):
+    src = tmp_path / "src"
+    src.mkdir()
+    wide = np.full((100, 200, 3), 255, np.uint8)
+    wide[:, :50] = (255, 0, 0)  # left quarter red: centre-cropping would cut it away, stretching keeps it
+    Image.fromarray(wide).save(src / "wide.png")
+    rgba = np.zeros((64, 64, 4), np.uint8)
+    rgba[16:48, 16:48] = (0, 0, 255, 255)
+    Image.fromarray(rgba, "RGBA").save(src / "sticker.png")
+    report = prepare_folder(src, tmp_path / "out", PrepareConfig(size=32, min_size=0, crop="none",
+                                                                 background="black"))
+    ds = ImageDataset(tmp_path / "out")
+    by_src = {k["source"]: i for i, k in enumerate(report["kept"])}
+    img = ds[by_src["wide.png"]][0]
+    assert img.shape == (3, 32, 32)
+    assert img[:, 16, 2].tolist() == [255, 0, 0] and img[:, 16, 28].tolist() == [255, 255, 255]
+    assert img[:, 1, 2].tolist() == [255, 0, 0]  # every row: stretched, not padded
+    sticker = ds[by_src["sticker.png"]][0]
+    assert sticker[:, 2, 2].tolist() == [0, 0, 0] and sticker[:, 16, 16].tolist() == [0, 0, 255]
+    centre = prepare_folder(src, tmp_path / "c", PrepareConfig(size=32, min_size=0))
+    cropped = ImageDataset(tmp_path / "c")[[k["source"] for k in centre["kept"]].index("wide.png")][0]
+    assert cropped[0].min() == 255 and cropped[1].min() > 200  # the red quarter was cut away
+    pad = prepare_folder(src, tmp_path / "p", PrepareConfig(size=32, min_size=0, crop="pad", background="black"))
+    padded = ImageDataset(tmp_path / "p")[[k["source"] for k in pad["kept"]].index("wide.png")][0]
+    assert padded[:, 2, 16].tolist() == [0, 0, 0]  # black bars above and below
+
+
+def png_header_only(width: int, height: int) -> bytes:
+    """A PNG whose header claims width x height RGB pixels (no pixel data): what a decompression bomb shows."""
+    import struct
+    import zlib
+
+    def chunk(kind: bytes, data: bytes) -> bytes:
+        return struct.pack(">I", len(data)) + kind + data + struct.pack(">I", zlib.crc32(kind + data))
+
+    ihdr = struct.pack(">IIBBBBB", width, height, 8, 2, 0, 0, 0)
+    return b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", ihdr) + chunk(b"IDAT", zlib.compress(b"")) + chunk(b"IEND", b"")
+
+
+@pytest.mark.parametrize("workers", [1, 3])
+def test_corrupt_files_never_stop_the_run(tmp_path, workers):
+    src = tmp_path / "src"
+    src.mkdir()
+    noise(64, 64, seed=1).save(src / "a_good.png")
+    noise(300, 200, seed=2).save(src / "full.jpg", quality=90)
+    data = (src / "full.jpg").read_bytes()
+    (src / "truncated.jpg").write_bytes(data[: len(data) // 2])  # header intact, scan data cut off
+    (src / "bomb.png").write_bytes(png_header_only(30000, 30000))  # 900 M pixels claimed
+    (src / "empty.png").write_bytes(b"")
+    noise(64, 64, seed=3).save(src / "z_good.webp", lossless=True)
+    report = prepare_folder(src, tmp_path / "out", PrepareConfig(size=32, workers=workers))
+    assert [k["source"] for k in report["kept"]] == ["a_good.png", "full.jpg", "z_good.webp"]
+    dropped = {d["source"]: d for d in report["dropped"]}
+    assert set(dropped) == {"truncated.jpg", "bomb.png", "empty.png"}
+    truncated = dropped["truncated.jpg"]
+    assert truncated["reason"].startswith("unreadable") and "truncated" in truncated["error"]
+    assert "decompression-bomb" in dropped["bomb.png"]["reason"]
+    assert dropped["bomb.png"]["error"].startswith("DecompressionBombError")
+    assert dropped["empty.png"]["reason"].startswith("unreadable")
+    assert len(ImageDataset(tmp_path / "out")) == 3
+
+
+def test_a_failure_after_decoding_drops_only_that_file(tmp_path, monkeypatch):
+    """Hashing, squaring and resizing are inside the per-file guard: e.g. running out of memory on one huge
+    scan drops that scan with a reason."""
+    import latentstudio.data.prepare as prep
+
+    src = tmp_path / "src"
+    src.mkdir()
+    noise(64, 64, seed=1).save(src / "a.png")
+    noise(96, 64, seed=2).save(src / "huge.png")
+    real = prep.square
+
+    def square(img, mode, background):
+        if img.size == (96, 64):
+            raise MemoryError("cannot allocate")
+        return real(img, mode, background)
+
+    monkeypatch.setattr(prep, "square", square)
+    report = prepare_folder(src, tmp_path / "out", PrepareConfig(size=32, workers=1))
+    assert [k["source"] for k in report["kept"]] == ["a.png"]
+    assert report["dropped"] == [{"source": "huge.png", "reason": prep.UNREADABLE, "source_size": [96, 64],
+                                  "error": "MemoryError: cannot allocate"}]
+
+
+def test_class_names_come_from_kept_images_only(tmp_path):
+    src = tmp_path / "src"
+    for cls in ("ants", "bees", "cats"):
+        (src / cls).mkdir(parents=True)
+    noise(64, 64, seed=1).save(src / "ants" / "a.png")
+    noise(16, 16, seed=2).save(src / "bees" / "small.png")  # below --min-size: bees ends up empty
+    noise(64, 64, seed=3).save(src / "cats" / "c.png")
+    report = prepare_folder(src, tmp_path / "out", PrepareConfig(size=32, labels="subfolders"))
+    assert report["class_names"] == ["ants", "cats"]
+    assert [k["label"] for k in report["kept"]] == [0, 1]
+    ds = ImageDataset(tmp_path / "out", use_labels=True)
+    assert ds.class_names == ["ants", "cats"] and ds.label_dim == 2
+    assert ds[1][1].tolist() == [0.0, 1.0]
+
+
+@pytest.mark.parametrize("extra,needle", [
+    (["--labels", "subfolders"], "--labels only apply to a folder"),
+    (["--crop", "pad", "--background", "black"], "--crop, --background only apply"),
+    (["--min-size", "0"], "--min-size only apply"),
+])
+def test_demo_rejects_folder_options(tmp_path, capsys, extra, needle):
+    assert main(["prepare", "--demo", "smiles", "--out", str(tmp_path / "d"), "--count", "2", "--size", "16",
+                 *extra]) == 2
+    assert needle in capsys.readouterr().err and not (tmp_path / "d").exists()
+
+
+def test_folder_rejects_demo_options_and_demo_records_mirror(messy, tmp_path, capsys):
+    assert main(["prepare", str(messy), "--out", str(tmp_path / "f"), "--count", "5"]) == 2
+    assert "--count: only apply with --demo" in capsys.readouterr().err and not (tmp_path / "f").exists()
+    assert main(["prepare", "--demo", "smiles", "--out", str(tmp_path / "d"), "--count", "2", "--size", "16",
+                 "--mirror"]) == 0
+    ds = ImageDataset(tmp_path / "d", mirror=None)
+    assert ds.meta["mirror"] is True and len(ds) == 4

@@ -51,27 +51,34 @@ def demo_images(name: str, count: int, size: int = 128, seed: int = 0, start: in
 
 
 def make_demo(name: str, out: str | Path, count: int = 144, size: int = 128, seed: int = 0, fmt: str = "folder",
-              overwrite: bool = False, contact_sheet: bool = True) -> dict:
+              overwrite: bool = False, contact_sheet: bool = True, mirror: bool = False, start: int = 0) -> dict:
     """Write demo set `name` as a prepared dataset at `out` (a folder, or `out.zip` for fmt='zip'/'both';
-    an `out` ending in .zip means a zip). Returns the report (also written to `<out>.report.json`)."""
+    an `out` ending in .zip means a zip): images `start` .. `start + count - 1`, so a set drawn from
+    `start=count` shares no image with the first `count` (a held-out set for metrics). `mirror` is recorded
+    in dataset.json for training, as `prepare --mirror` does. Returns the report (also written to
+    `<out>.report.json`)."""
     from .report import write_report
 
     if size & (size - 1) or size < 8:
         raise UserError(f"--size {size}: use a power of two such as 64, 128 or 256")
     if count <= 0:
         raise UserError(f"--count {count}: must be at least 1")
+    if start < 0:
+        raise UserError(f"start {start}: must be 0 or more")
     demo_image(name, 0, 8, seed)  # validates the name before anything is written
     folder, zpath, stem = output_paths(out, fmt)
     check_writable([folder, zpath], overwrite)
     t0 = time.perf_counter()
     kept = []
     with DatasetWriter(folder, zpath) as writer:
-        for i in track(range(count), total=count, desc=f"drawing {name}", unit="img"):
+        for i in track(range(start, start + count), total=count, desc=f"drawing {name}", unit="img"):
             img = demo_image(name, i, size, seed)
             kept.append({"file": writer.add(img), "source": f"demo:{name}:{seed}:{i}"})
-        settings = {"demo": name, "count": count, "size": size, "seed": seed, "format": fmt}
-        meta = build_meta(writer.names, None, None, False, size, 3,
-                          {"source": {"demo": name, "seed": seed, "latentstudio": __version__}})
+        settings = {"demo": name, "count": count, "size": size, "seed": seed, "format": fmt, "mirror": bool(mirror)}
+        source = {"demo": name, "seed": seed, "latentstudio": __version__}
+        if start:
+            settings["start"] = source["start"] = start
+        meta = build_meta(writer.names, None, None, mirror, size, 3, {"source": source})
         writer.close(meta)
     report = {"settings": settings, "kept": kept, "dropped": [], "dataset": [str(p) for p in (folder, zpath) if p],
               "seconds": round(time.perf_counter() - t0, 3), "latentstudio": __version__}

@@ -83,8 +83,13 @@ def find_files(src: Path) -> tuple[list[Path], list[Path]]:
     return images, others
 
 
+UNREADABLE = "unreadable (corrupt, truncated or unsupported)"
+TOO_LARGE = "too many pixels to decode safely (Pillow's decompression-bomb limit)"
+
+
 def _load(src: Path, path: Path, cfg: PrepareConfig, background) -> Item:
-    """Read, check size, hash and square one file. Never raises for a bad file."""
+    """Read, check size, hash, square and resize one file. Never raises for a bad file: whatever fails
+    (header, decoding, hashing, cropping, resizing, memory) drops this file with a reason."""
     item = Item(rel=path.relative_to(src).as_posix())
     if cfg.labels == "subfolders":
         parts = Path(item.rel).parts
@@ -101,12 +106,13 @@ def _load(src: Path, path: Path, cfg: PrepareConfig, background) -> Item:
             return item
         # Decode big JPEGs reduced, keeping at least twice the output size for a clean Lanczos step.
         img = open_image(path, background, cfg.channels, draft_size=2 * cfg.size if cfg.crop != "none" else None)
-    except Exception as exc:  # noqa: BLE001 - any decoder failure means "unreadable", the run goes on
-        item.reason = "unreadable (corrupt, truncated or unsupported)"
+        digest = pixel_hash(img)
+        item.image = resize(square(img, cfg.crop, background), cfg.size)
+        item.digest = digest
+    except Exception as exc:  # noqa: BLE001 - any failure on one file drops that file, the run goes on
+        item.image = None
+        item.reason = TOO_LARGE if isinstance(exc, Image.DecompressionBombError) else UNREADABLE
         item.error = f"{type(exc).__name__}: {exc}"[:200]
-        return item
-    item.digest = pixel_hash(img)
-    item.image = resize(square(img, cfg.crop, background), cfg.size)
     return item
 
 
@@ -140,10 +146,8 @@ def prepare_folder(src: str | Path, out: str | Path, cfg: PrepareConfig = Prepar
     if not files:
         raise UserError(f"SRC {src}: no images found (looked for {', '.join(IMAGE_SUFFIXES)})")
     t0 = time.perf_counter()
-    kept, dropped, first_by_digest, labels = [], [], {}, []
+    kept, dropped, first_by_digest = [], [], {}
     dropped += [{"source": p.relative_to(src).as_posix(), "reason": "not an image file type"} for p in others]
-    class_names = sorted({Path(p.relative_to(src).as_posix()).parts[0] for p in files
-                          if len(p.relative_to(src).parts) > 1}) if cfg.labels else None
     with DatasetWriter(folder, zpath) as writer:
         for item in track(_items(src, files, cfg, background), total=len(files), desc="preparing", unit="img"):
             if item.reason is None and item.digest in first_by_digest:
@@ -162,9 +166,9 @@ def prepare_folder(src: str | Path, out: str | Path, cfg: PrepareConfig = Prepar
             name = writer.add(item.image)
             entry = {"file": name, "source": item.rel, "source_size": list(item.source_size)}
             if cfg.labels:
-                entry["label"] = class_names.index(item.label)
-                labels.append(entry["label"])
+                entry["label"] = item.label  # the folder name; replaced by its class index below
             kept.append(entry)
+        class_names, labels = _class_indices(kept) if cfg.labels else (None, None)
         report = {"settings": {"src": str(src), "out": str(out), **cfg.to_dict(),
                                "effective_min_size": cfg.effective_min_size, "duplicates_by": DUPLICATES_BY},
                   "kept": kept, "dropped": dropped, "class_names": class_names,
@@ -173,11 +177,21 @@ def prepare_folder(src: str | Path, out: str | Path, cfg: PrepareConfig = Prepar
             write_report(stem, report, None, False)
             raise UserError(f"SRC {src}: no image was kept ({_reasons(dropped)}); see {stem}.report.json, or "
                             "lower --min-size")
-        meta = build_meta(writer.names, labels if cfg.labels else None, class_names, cfg.mirror, cfg.size,
+        meta = build_meta(writer.names, labels, class_names, cfg.mirror, cfg.size,
                           cfg.channels, {"source": {"prepare": str(src), "latentstudio": __version__}})
         writer.close(meta)
     report["seconds"] = round(time.perf_counter() - t0, 3)
     return write_report(stem, report, folder or zpath, contact_sheet)
+
+
+def _class_indices(kept: list[dict]) -> tuple[list[str], list[int]]:
+    """Classes are the subfolders that kept at least one image, in sorted order, so a folder whose images
+    were all dropped does not become an empty class; each kept entry's "label" becomes its index."""
+    class_names = sorted({entry["label"] for entry in kept})
+    index = {name: i for i, name in enumerate(class_names)}
+    for entry in kept:
+        entry["label"] = index[entry["label"]]
+    return class_names, [entry["label"] for entry in kept]
 
 
 def _reasons(dropped: list[dict]) -> str:
