@@ -7,6 +7,7 @@ import io
 
 import numpy as np
 import pytest
+import torch
 from PIL import Image
 
 pytest.importorskip("fastapi")
@@ -21,8 +22,16 @@ from ..helpers import make_tiny  # noqa: E402
 TOKEN = "test-admin-token"
 
 
-def tiny_loaded(seed: int = 0) -> LoadedModel:
-    G, _ = make_tiny(seed)
+def tiny_loaded(seed: int = 0, w_dim: int | None = None) -> LoadedModel:
+    """The tiny test model (w_dim 32); `w_dim` builds one with wider latents (z_dim = w_dim), untrained."""
+    if w_dim is None:
+        G, _ = make_tiny(seed)
+    else:
+        from latentstudio.models import Generator, get_preset
+
+        torch.manual_seed(seed)
+        gcfg = get_preset("tiny", resolution=16).generator
+        G = Generator(gcfg.replace(z_dim=w_dim, w_dim=w_dim)).eval()
     G.requires_grad_(False)
     return LoadedModel(path="tiny", config=ModelConfig(generator=G.config), provenance={"source": "tests"}, G=G)
 

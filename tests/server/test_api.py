@@ -11,7 +11,7 @@ from latentstudio.latent.seeds import z_from_seeds
 from latentstudio.render.images import to_uint8
 from latentstudio.server.engine import Engine, GenItem, adapt_z
 
-from .conftest import decode_data_url
+from .conftest import decode_data_url, tiny_loaded
 
 
 def reference(G, seeds, psi):
@@ -169,3 +169,37 @@ def test_a_lone_request_is_not_held_back_by_batching(tiny_model):
             await engine.stop()
 
     assert asyncio.run(run()) < 1.5  # far below the 2 s batching window
+
+
+def test_flat_and_nested_w_work_on_models_wider_than_64(make_client):
+    wide = tiny_loaded(w_dim=128)
+    client = make_client(model=wide)
+    G = wide.G
+    w = np.random.RandomState(0).randn(G.w_dim).round(4).tolist()
+    flat = client.post("/api/generate", json={"keys": [{"w": w}], "format": "png"})
+    assert flat.status_code == 200, flat.json()
+    nested = client.post("/api/generate", json={"keys": [{"w": [w] * G.num_ws}], "format": "png"})
+    assert nested.status_code == 200
+    assert np.array_equal(decode_data_url(flat.json()["images"][0]), decode_data_url(nested.json()["images"][0]))
+    for bad in ([0.5] * 5000, [[0.5] * 8] * 65, [[0.5] * 5000]):  # too long a row, too many rows
+        assert client.post("/api/generate", json={"keys": [{"w": bad}]}).status_code == 422
+    r = client.post("/api/generate", json={"keys": [{"w": w[:100]}]})
+    assert r.status_code == 400 and "128" in r.json()["detail"]  # fits the schema, not this model
+
+
+def test_neighbour_strength_zero_is_the_parent_itself(client):
+    parent = client.post("/api/generate", json={"keys": [{"seed": 5}], "format": "png"}).json()["images"][0]
+    keys = [{"of": {"seed": 5}, "index": 0, "strength": 0.0, "noise_seed": 3},
+            {"of": {"seed": 5}, "index": 2, "strength": 0, "noise_seed": 3}]
+    images = client.post("/api/generate", json={"keys": keys, "format": "png"}).json()["images"]
+    for img in images:
+        assert np.array_equal(decode_data_url(img), decode_data_url(parent))
+    moved = client.post("/api/generate", json={"keys": [{**keys[0], "strength": 0.5}], "format": "png"})
+    assert not np.array_equal(decode_data_url(moved.json()["images"][0]), decode_data_url(parent))
+
+
+def test_truncation_bounds_agree_between_info_and_query(client):
+    trunc = client.get("/info").json()["inputs"][1]
+    assert client.post("/query", json={"z": [0.1] * 32, "truncation": trunc["max"]}).status_code == 200
+    assert client.post("/query", json={"z": [0.1] * 32, "truncation": trunc["max"] + 0.01}).status_code == 422
+    assert client.post("/query", json={"z": [0.1] * 32, "truncation": trunc["min"]}).status_code == 200

@@ -158,9 +158,10 @@ class Engine:
             return self._check_shape(w, "key.w")
         if key.get("of") is not None:
             parent = self.resolve(key["of"], default_psi, depth + 1)
-            index = int(key.get("index") or 0)
-            found = adapters.neighbours(parent, index + 1, float(key.get("strength") or 0.5),
-                                        int(key.get("noise_seed") or 0))
+            # .get with defaults, never `or`: strength 0 (the key itself) and index 0 are real values
+            index = int(key.get("index", 0))
+            found = adapters.neighbours(parent, index + 1, float(key.get("strength", 0.5)),
+                                        int(key.get("noise_seed", 0)))
             return found[index]
         raise UserError("key: give one of seed, drawing, w or of (a neighbour)")
 

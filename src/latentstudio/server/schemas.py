@@ -3,11 +3,16 @@
 from __future__ import annotations
 
 import math
-from typing import Literal
+from typing import Annotated, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
 MAX_KEYS = 64
+MAX_TRUNCATION = 2.0  # psi > 1 extrapolates away from the mean face; /info reports the same bound
+MAX_NUM_WS = 64  # rows of a ws latent (a 1024 px StyleGAN2 has 18)
+MAX_W_DIM = 4096  # values per row (StyleGAN2 uses 512, the built-in model 256)
+
+WRow = Annotated[list[float], Field(max_length=MAX_W_DIM)]
 
 
 class Strict(BaseModel):
@@ -25,10 +30,11 @@ class Key(Strict):
     """One point of latent space: exactly one of `seed`, `drawing`, `w` or `of` (a neighbour of another key)."""
 
     seed: int | None = Field(None, ge=0, lt=2**32, description="NVIDIA seed semantics")
-    truncation: float | None = Field(None, ge=0, le=2, description="for seeds (default: the server's)")
+    truncation: float | None = Field(None, ge=0, le=MAX_TRUNCATION, description="for seeds (default: the server's)")
     drawing: str | None = Field(None, max_length=64, description="a projected drawing's id")
-    w: list[float] | list[list[float]] | None = Field(None, max_length=64,
-                                                      description="a W latent [w_dim] or ws [num_ws][w_dim]")
+    # Rows and row length are bounded separately: a flat w of 512 floats is one row, not 512 rows.
+    w: WRow | Annotated[list[WRow], Field(max_length=MAX_NUM_WS)] | None = Field(
+        None, description="a W latent [w_dim] or ws [num_ws][w_dim]")
     of: Key | None = Field(None, description="neighbour of this key")
     index: int = Field(0, ge=0, lt=256, description="which neighbour (with `of`)")
     strength: float = Field(0.5, ge=0, le=10, description="noise std of neighbours (with `of`)")
@@ -51,7 +57,7 @@ class QueryBody(BaseModel):
     """RunwayML's StyleGAN input. Extra fields are ignored, as RunwayML did."""
 
     z: list[float] = Field(..., min_length=1, max_length=8192)
-    truncation: float = Field(0.8, ge=0, le=2)
+    truncation: float = Field(0.8, ge=0, le=MAX_TRUNCATION)
 
     @field_validator("z")
     @classmethod
@@ -62,7 +68,7 @@ class QueryBody(BaseModel):
 class GenerateBody(Strict):
     seeds: list[int] | None = Field(None, max_length=MAX_KEYS)
     keys: list[Key] | None = Field(None, max_length=MAX_KEYS)
-    truncation: float | None = Field(None, ge=0, le=2)
+    truncation: float | None = Field(None, ge=0, le=MAX_TRUNCATION)
     format: Literal["jpeg", "png"] = "jpeg"
 
     @model_validator(mode="after")

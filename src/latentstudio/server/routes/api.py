@@ -8,7 +8,7 @@ from ... import __version__
 from .. import adapters
 from ..engine import GenItem, data_url
 from ..safety import client_id
-from ..schemas import GenerateBody, InterpolateBody, NeighboursBody
+from ..schemas import MAX_TRUNCATION, GenerateBody, InterpolateBody, NeighboursBody
 from . import studio
 
 router = APIRouter(prefix="/api", tags=["generate"])
@@ -43,7 +43,7 @@ async def stats(request: Request) -> dict:
 @router.get("/image", summary="one JPEG for a seed (for <img src>; concurrent requests are batched)",
             response_class=Response, responses={200: {"content": {"image/jpeg": {}}}})
 async def image(request: Request, seed: int = Query(..., ge=0, lt=2**32),
-                truncation: float | None = Query(None, ge=0, le=2)) -> Response:
+                truncation: float | None = Query(None, ge=0, le=MAX_TRUNCATION)) -> Response:
     s = studio(request)
     _limit(request)
     psi = s.config.truncation if truncation is None else truncation

@@ -8,7 +8,7 @@ from fastapi import APIRouter, Request
 
 from ..engine import GenItem, adapt_z, data_url
 from ..safety import client_id
-from ..schemas import QueryBody
+from ..schemas import MAX_TRUNCATION, QueryBody
 from . import studio
 
 router = APIRouter(tags=["runwayml"])
@@ -22,8 +22,9 @@ def info_spec(engine) -> dict:
             {"type": "vector", "name": "z", "description": f"latent vector; {d['z_dim']} values are used (longer "
              "vectors are cut, shorter ones padded with 0)", "length": d["z_dim"], "samplingMean": 0.0,
              "samplingStd": 1.0},
-            {"type": "number", "name": "truncation", "description": "truncation psi (1 = none)", "default": 0.8,
-             "min": 0.0, "max": 1.0, "step": 0.01},
+            {"type": "number", "name": "truncation", "description": "truncation psi (1 = none, "
+             "0 = the mean face, above 1 exaggerates)", "default": 0.8,
+             "min": 0.0, "max": MAX_TRUNCATION, "step": 0.01},
         ],
         "outputs": [
             {"type": "image", "name": "image", "description": "generated image (JPEG data URL)",
