@@ -203,3 +203,15 @@ def test_truncation_bounds_agree_between_info_and_query(client):
     assert client.post("/query", json={"z": [0.1] * 32, "truncation": trunc["max"]}).status_code == 200
     assert client.post("/query", json={"z": [0.1] * 32, "truncation": trunc["max"] + 0.01}).status_code == 422
     assert client.post("/query", json={"z": [0.1] * 32, "truncation": trunc["min"]}).status_code == 200
+
+
+def test_walk_over_an_unknown_drawing_reports_an_error_and_keeps_the_socket(client):
+    with client.websocket_connect("/api/walk/ws") as ws:
+        ws.send_json({"keys": [{"drawing": "0123456789abcdef"}], "fps": 30})
+        msg = ws.receive_json()
+        assert msg["type"] == "error" and "0123456789abcdef" in msg["detail"]
+        ws.send_json({"keys": [{"w": [0.1] * 7}], "fps": 30})  # wrong latent length for this model
+        assert ws.receive_json()["type"] == "error"
+        ws.send_json({"keys": [{"seed": 1}, {"seed": 2}], "frames": 4, "fps": 30})
+        assert ws.receive_json()["type"] == "walk"
+        assert ws.receive_bytes()[:3] == b"\xff\xd8\xff"  # the same socket goes on streaming

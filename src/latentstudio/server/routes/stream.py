@@ -12,6 +12,7 @@ from fastapi import APIRouter, Query, Request, WebSocket, WebSocketDisconnect
 from fastapi.responses import StreamingResponse
 from pydantic import ValidationError
 
+from ...errors import UserError
 from .. import timeline
 from ..engine import GenItem
 from ..schemas import WalkSpec
@@ -114,7 +115,7 @@ async def walk_ws(websocket: WebSocket):
                     spec = WalkSpec.model_validate_json(text)
                     tl, fps, start = await _walk_timeline(studio, spec), spec.fps, time.time()
                     await websocket.send_text(json.dumps({"type": "walk", "frames": tl.frames, "fps": fps}))
-                except (ValidationError, ValueError) as exc:
+                except (ValidationError, ValueError, UserError) as exc:  # unknown drawing, wrong shape, bad JSON
                     await websocket.send_text(json.dumps({"type": "error", "detail": str(exc).splitlines()[0]}))
                     continue
             k = int((time.time() - start) * fps)
