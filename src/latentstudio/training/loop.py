@@ -11,7 +11,6 @@ written. Everything that influences the next step is in the snapshot, so resumin
 
 from __future__ import annotations
 
-import contextlib
 import signal
 import threading
 import time
@@ -21,7 +20,6 @@ import torch
 
 from ..config import ConfigError
 from ..errors import UserError
-from ..io.model_dir import atomic_write_text
 from ..utils.progress import bar
 from . import report, snapshots
 from .config import TrainConfig, resolve
@@ -29,6 +27,7 @@ from .data import DataOrder, RealBatches, dataset_identity, open_dataset
 from .distributed import Dist, init_distributed, shutdown
 from .ema import ema_beta, update_ema
 from .session import Session, build_finetune, build_fresh, build_resume, capture_state
+from .writer import RunWriter
 
 # Options that may change when a run is resumed; everything else comes from the snapshot.
 RESUMABLE = ("kimg", "snap", "keep", "tick_kimg", "metrics", "metrics_num_gen", "grid_seeds")
@@ -193,10 +192,7 @@ def run_loop(s: Session, dataset, run_dir: Path, ident: dict, command: str, work
     if writer is not None:
         writer.begin()
     stats, phases = report.TickStats(), s.phases()
-    pbar = bar(cfg.kimg, desc="train", unit="kimg") if main else None
-    if pbar is not None:
-        pbar.bar_format = "{desc} {percentage:3.0f}%|{bar}| {n:.3f}/{total:g} kimg [{elapsed}<{remaining}{postfix}]"
-        pbar.update(p.kimg)
+    pbar = progress_bar(s) if main else None
     last_snapshot, tick_time, shown = None, time.time(), 0.0
     with StopFlag() as stop:
         while True:
@@ -219,6 +215,13 @@ def run_loop(s: Session, dataset, run_dir: Path, ident: dict, command: str, work
     if stopping:
         raise KeyboardInterrupt(f"stopped at {p.kimg:.3f} kimg; resume with --resume {run_dir}")
     return last_snapshot
+
+
+def progress_bar(s: Session):
+    """kimg done / total, elapsed < ETA, then G and D losses and ADA p (see `_postfix`). A resumed run starts
+    the bar at its kimg, so the ETA comes from this session's speed, not from the kimg done before."""
+    return bar(s.cfg.kimg, desc="train", unit="kimg", initial=s.progress.kimg,
+               bar_format="{desc} {percentage:3.0f}%|{bar}| {n:.3f}/{total:g} kimg [{elapsed}<{remaining}{postfix}]")
 
 
 def _agree(dist: Dist, flag: bool) -> bool:
@@ -260,89 +263,11 @@ def end_tick(s: Session, stats: report.TickStats, writer, seconds: float, final:
         s.dist.barrier()
     if writer is not None:
         writer.tick(row)
+        if path is not None:
+            writer.commit(path)  # only now `latest` moves: a kill before this resumes from the previous one
     return path
 
 
 def _latest(run_dir: Path) -> Path | None:
     link = run_dir / snapshots.LATEST
     return link.resolve() if link.exists() else None
-
-
-class RunWriter:
-    """Everything rank 0 writes into RUN_DIR."""
-
-    def __init__(self, s: Session, dataset, run_dir: Path, ident: dict, command: str, log):
-        self.s, self.dataset, self.run_dir, self.ident, self.command, self.log = s, dataset, run_dir, ident, \
-            command, log
-        self.jsonl = run_dir / report.METRICS_LOG
-
-    def begin(self) -> None:
-        self.run_dir.mkdir(parents=True, exist_ok=True)
-        (self.run_dir / report.SAMPLES).mkdir(exist_ok=True)
-        snapshots.remove_stale(self.run_dir)
-        snapshots.truncate_jsonl(self.jsonl, self.s.progress.nimg)
-        atomic_write_text(self.run_dir / "training_config.json", self.s.cfg.to_json() + "\n")
-        if self.s.progress.nimg == 0:
-            report.save_grid_atomic(report.reals_grid(self.dataset), self.run_dir / "reals.png")
-            report.save_grid_atomic(report.sample_grid(self.s.G_ema, self.s.cfg.grid_seeds),
-                                    self.run_dir / report.SAMPLES / "init.png")
-
-    def provenance(self) -> dict:
-        s = self.s
-        prov = {"source": "latentstudio train", "command": self.command, "preset": s.cfg.preset,
-                "dataset": self.ident, "kimg": s.progress.kimg, "augment": s.cfg.augment.mode,
-                "wall_time_s": round(s.progress.train_seconds, 1), "machine": report.machine(),
-                "world_size": s.dist.world_size}
-        if s.augment is not None and hasattr(s.augment, "p"):
-            prov["ada_p"] = round(float(s.augment.p), 4)
-        prov.update({k: v for k, v in s.origin.items() if k in ("finetuned_from", "start")})
-        return prov
-
-    def snapshot(self, meta: dict, tensors: dict, row: dict) -> Path:
-        s = self.s
-        meta["dataset"] = self.ident
-        if s.cfg.metrics:
-            row["metrics"] = self.metrics()
-        name = snapshots.snapshot_name(s.progress.nimg)
-        path = snapshots.save_snapshot(self.run_dir, name, s.G_ema, s.G, s.D, self.provenance(), meta, tensors)
-        report.save_grid_atomic(report.sample_grid(s.G_ema, s.cfg.grid_seeds),
-                                self.run_dir / report.SAMPLES / f"{name}.png")
-        snapshots.prune(self.run_dir, s.cfg.keep)
-        row["snapshot"] = name
-        return path
-
-    def metrics(self) -> dict:
-        """The metrics API (data engineer's `latentstudio.metrics`); it must not disturb the training RNG."""
-        from ..metrics import compute_metrics
-
-        s = self.s
-        devices = [s.device.index or 0] if s.device.type == "cuda" else []
-        with torch.random.fork_rng(devices=devices), _eval_mode(s.G_ema):
-            result = compute_metrics(s.G_ema, self.dataset, metrics=list(s.cfg.metrics),
-                                     num_gen=s.cfg.metrics_num_gen, device=s.device)
-        return {k: float(v) for k, v in result.items() if isinstance(v, (int, float))}
-
-    def tick(self, row: dict) -> None:
-        from .curves import plot_curves, read_jsonl
-
-        report.append_jsonl(self.jsonl, row)
-        plot_curves(read_jsonl(self.jsonl), self.run_dir / report.CURVES)
-        parts = [f"tick {row['tick']}", f"kimg {row['kimg']:.3f}", f"sec/kimg {row['sec_per_kimg']:.1f}"]
-        parts += [f"{k.split('/')[-1]} {row[k]:.3f}" for k in ("loss/G", "loss/D", "aug/p", "aug/rt") if k in row]
-        parts += [f"{k} {v:.4g}" for k, v in row.get("metrics", {}).items()]
-        if "snapshot" in row:
-            parts.append(f"-> {row['snapshot']}")
-        line = "  ".join(parts)
-        with open(self.run_dir / "log.txt", "a") as f:
-            f.write(line + "\n")
-        self.log(line)
-
-
-@contextlib.contextmanager
-def _eval_mode(module):
-    was = module.training
-    module.eval()
-    try:
-        yield
-    finally:
-        module.train(was)

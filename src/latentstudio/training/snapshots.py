@@ -27,7 +27,8 @@ from ..io.model_dir import CONFIG_FILE, TRAIN_GENERATOR_FILE, load_weights, save
 
 STATE_JSON = "training_state.json"
 STATE_TENSORS = "training_state.safetensors"
-STATE_FORMAT = 1
+STATE_FORMAT = 1  # adding keys keeps the format; older snapshots simply lack them
+TICK_ROW = "tick_row"  # key in training_state.json: the snapshot tick's metrics.jsonl row
 SNAPSHOT_DIR = "snapshots"
 LATEST = "latest"
 
@@ -59,14 +60,15 @@ def load_optimizer(opt: torch.optim.Optimizer, names: list[str], prefix: str, te
 
 def save_snapshot(run_dir: Path, name: str, G_ema, G, D, provenance: dict, state_json: dict,
                   state_tensors: dict[str, torch.Tensor]) -> Path:
-    """Write RUN_DIR/snapshots/NAME atomically, then point RUN_DIR/latest at it."""
+    """Write RUN_DIR/snapshots/NAME atomically. The caller points RUN_DIR/latest at it (`point_latest`) once
+    the rest of the tick (log row, sample grid) is written, so a kill in between loses nothing: the run
+    resumes from the previous snapshot and writes this tick again."""
     from safetensors.torch import save
 
     path = Path(run_dir) / SNAPSHOT_DIR / name
     extra = {STATE_JSON: (json.dumps(state_json, indent=2) + "\n").encode(),
              STATE_TENSORS: save({k: v.contiguous() for k, v in state_tensors.items()})}
     save_model(path, G_ema, D=D, G_train=G, provenance=provenance, extra_files=extra)
-    point_latest(Path(run_dir), path)
     return path
 
 
@@ -114,7 +116,9 @@ def find_resume(spec: str, out_dir: Path) -> Path:
     if spec == "latest":
         path = Path(out_dir)
         if not (path / LATEST).exists():
-            raise UserError(f"--resume latest: {path} has no snapshot yet; start without --resume")
+            if not list_snapshots(path):
+                raise UserError(f"--resume latest: {path} has no snapshot yet; start without --resume")
+            return list_snapshots(path)[-1]  # killed before the link was made; the snapshot itself is whole
     else:
         path = Path(spec).expanduser()
     if (path / LATEST).exists():
@@ -151,17 +155,21 @@ def load_train_generator(G, path: Path) -> bool:
     return True
 
 
-def truncate_jsonl(path: Path, max_nimg: int) -> None:
-    """Drop log lines written after the snapshot being resumed (they will be written again)."""
+def truncate_jsonl(path: Path, max_nimg: int) -> list[dict]:
+    """Drop log lines written after the snapshot being resumed (they will be written again); returns the
+    rows kept."""
     if not path.is_file():
-        return
-    keep = []
+        return []
+    keep, rows = [], []
     for line in path.read_text().splitlines():
         try:
-            if json.loads(line).get("nimg", 0) <= max_nimg:
-                keep.append(line)
+            row = json.loads(line)
         except json.JSONDecodeError:
             continue  # a line cut short by a kill
+        if isinstance(row, dict) and row.get("nimg", 0) <= max_nimg:
+            keep.append(line)
+            rows.append(row)
     from ..io.model_dir import atomic_write_text
 
     atomic_write_text(path, "".join(k + "\n" for k in keep))
+    return rows

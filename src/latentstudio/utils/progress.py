@@ -22,8 +22,10 @@ def track(iterable: Iterable[T], total: int | None = None, desc: str = "", unit:
                     leave=False)
 
 
-def bar(total: float | None, desc: str = "", unit: str = "it"):
-    """A manual progress bar (`.update(n)`, `.set_postfix(...)`, `.close()`), e.g. for kimg in training."""
+def bar(total: float | None, desc: str = "", unit: str = "it", initial: float = 0, bar_format: str | None = None):
+    """A manual progress bar (`.update(n)`, `.set_postfix(...)`, `.close()`), e.g. for kimg in training.
+    `initial`: work done before (a resumed run), left out of the rate so the ETA stays right."""
     from tqdm import tqdm
 
-    return tqdm(total=total, desc=desc, unit=unit, dynamic_ncols=True, disable=not progress_enabled())
+    return tqdm(total=total, desc=desc, unit=unit, initial=initial, bar_format=bar_format, dynamic_ncols=True,
+                disable=not progress_enabled())
