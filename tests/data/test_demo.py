@@ -73,3 +73,14 @@ def test_prepare_demo_command(tmp_path, capsys):
                  "--format", "zip"]) == 0
     assert "kept 4 image(s)" in capsys.readouterr().out
     assert len(ImageDataset(out)) == 4
+
+
+def test_shared_tables_are_read_only():
+    from latentstudio.data import demo, sketch
+    from latentstudio.metrics import compute
+    from latentstudio.training import augment
+
+    for table in (sketch.INKS, sketch.FILLS, sketch.PAPERS, demo.DEMOS, compute.FEATURE_NETS, augment.PIPES,
+                  augment.PIPES["bgc"], augment.GEOMETRIC, augment.COLOR, augment.SPREAD):
+        with pytest.raises(TypeError):
+            table["x"] = 1

@@ -9,6 +9,7 @@ from __future__ import annotations
 import time
 from collections.abc import Callable
 from pathlib import Path
+from types import MappingProxyType
 
 import numpy as np
 from PIL import Image
@@ -26,10 +27,10 @@ def _smiles(rng: np.random.Generator, size: int) -> Image.Image:
 
 
 # name -> (drawing function, one-line description)
-DEMOS: dict[str, tuple[Callable[[np.random.Generator, int], Image.Image], str]] = {
+DEMOS: MappingProxyType[str, tuple[Callable[[np.random.Generator, int], Image.Image], str]] = MappingProxyType({
     "smiles": (_smiles, "hand-drawn-looking smiling faces on paper, like the 144 drawn smiles of a school "
                         "installation"),
-}
+})
 
 
 def demo_names() -> list[str]:

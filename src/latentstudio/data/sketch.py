@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
+from types import MappingProxyType
 
 import numpy as np
 from PIL import Image, ImageDraw, ImageFilter
@@ -27,19 +28,19 @@ class Pen:
     grain: float = 0.0           # how much paper texture breaks the line (pencil, crayon)
 
 
-INKS = {
+INKS = MappingProxyType({
     "graphite": (60, 60, 66), "black": (22, 22, 28), "blue": (28, 48, 150), "navy": (25, 30, 85),
     "red": (190, 35, 40), "green": (30, 115, 60), "purple": (95, 45, 140), "brown": (105, 62, 32),
     "orange": (230, 110, 20), "teal": (20, 110, 120), "magenta": (190, 40, 120),
-}
-FILLS = {
+})
+FILLS = MappingProxyType({
     "yellow": (250, 205, 40), "pink": (245, 130, 150), "orange": (248, 150, 60), "skin": (240, 190, 150),
     "lightblue": (120, 180, 235), "lime": (160, 215, 80), "red": (230, 70, 70), "violet": (180, 140, 220),
-}
-PAPERS = {
+})
+PAPERS = MappingProxyType({
     "white": (248, 248, 245), "offwhite": (243, 239, 228), "cream": (244, 233, 205), "gray": (225, 224, 220),
     "recycled": (226, 218, 200), "yellow": (250, 240, 185), "blue": (220, 232, 245), "pink": (248, 225, 228),
-}
+})
 
 
 def make_pen(kind: str, color, rng: np.random.Generator, scale: float = 1.0) -> Pen:

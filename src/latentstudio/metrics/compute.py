@@ -15,6 +15,7 @@ from __future__ import annotations
 import os
 import tempfile
 from pathlib import Path
+from types import MappingProxyType
 
 import numpy as np
 import torch
@@ -25,8 +26,8 @@ from . import swd as swd_mod
 from .frechet import frechet_from_features, kid
 
 DEFAULT_METRICS = ("swd", "fd_effnet_lite0", "kid_effnet_lite0")
-FEATURE_NETS = {"fd_effnet_lite0": "effnet_lite0", "kid_effnet_lite0": "effnet_lite0", "fid": "inception",
-                "kid": "inception"}
+FEATURE_NETS = MappingProxyType({"fd_effnet_lite0": "effnet_lite0", "kid_effnet_lite0": "effnet_lite0",
+                                 "fid": "inception", "kid": "inception"})
 ALL_METRICS = ("swd",) + tuple(FEATURE_NETS)
 CACHE_VERSION = 1  # bump when feature extraction changes, so old cached features are not reused
 

@@ -16,17 +16,19 @@ Everything is differentiable (also twice, for R1 through the pipeline).
 from __future__ import annotations
 
 import math
+from types import MappingProxyType
 
 import numpy as np
 import torch
 import torch.nn.functional as F
 
-GEOMETRIC = dict(xflip=1, rotate90=1, xint=1, scale=1, rotate=1, aniso=1, xfrac=1)
-COLOR = dict(brightness=1, contrast=1, lumaflip=1, hue=1, saturation=1)
-PIPES = {"bg": GEOMETRIC, "bgc": {**GEOMETRIC, **COLOR}, "c": COLOR}
+# Read-only views: these are shared by every pipeline, and a pipeline copies them before changing anything.
+GEOMETRIC = MappingProxyType(dict(xflip=1, rotate90=1, xint=1, scale=1, rotate=1, aniso=1, xfrac=1))
+COLOR = MappingProxyType(dict(brightness=1, contrast=1, lumaflip=1, hue=1, saturation=1))
+PIPES = MappingProxyType({"bg": GEOMETRIC, "bgc": MappingProxyType({**GEOMETRIC, **COLOR}), "c": COLOR})
 # Spreads of the random parameters (the ADA paper's values).
-SPREAD = dict(xint_max=0.125, scale_std=0.2, rotate_max=1.0, aniso_std=0.2, xfrac_std=0.125, brightness_std=0.2,
-              contrast_std=0.5, hue_max=1.0, saturation_std=1.0)
+SPREAD = MappingProxyType(dict(xint_max=0.125, scale_std=0.2, rotate_max=1.0, aniso_std=0.2, xfrac_std=0.125,
+                               brightness_std=0.2, contrast_std=0.5, hue_max=1.0, saturation_std=1.0))
 
 
 def lanczos_taps(a: int = 3) -> torch.Tensor:
