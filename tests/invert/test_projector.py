@@ -158,3 +158,19 @@ def test_bad_targets_are_refused(G, stats):
     with pytest.raises(UserError, match="start latents"):
         project_images(G, torch.zeros(1, 3, 32, 32), _cfg(steps=1), init_ws=np.zeros((1, 2, 3)), w_stats=stats,
                        device="cpu", progress=False)
+
+
+def test_progress_history_of_batches_that_ran_different_lengths(G, stats, known):
+    # Under a time budget batches stop after different numbers of steps; the joined history must still hold
+    # every target (the shorter batch repeats its final latent), so --save-video works for mixed batches.
+    from latentstudio.invert.projector import _concat
+
+    _, targets = known
+    short, long = (project_images(G, targets[i:i + 1], _cfg(steps=s), w_stats=stats, device="cpu", progress=False,
+                                  record_every=1) for i, s in ((0, 3), (1, 5)))
+    both = _concat([short, long])
+    assert both.w_history.shape == (5, 2, G.num_ws, G.w_dim) and both.frame_steps == [1, 2, 3, 4, 5]
+    torch.testing.assert_close(both.w_history[:3, 0], short.w_history[:, 0])
+    torch.testing.assert_close(both.w_history[3:, 0], short.w_history[-1:, 0].expand(2, -1, -1))
+    torch.testing.assert_close(both.w_history[:, 1], long.w_history[:, 0])
+    assert both.loss_history.shape == (5, 2) and torch.isnan(both.loss_history[3:, 0]).all()

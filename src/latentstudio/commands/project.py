@@ -127,8 +127,10 @@ def run(args) -> int:
              "loss": cfg.loss, "features": metric_vgg.name if metric_vgg is not None else None,
              "model": str(model.path), "seed": cfg.seed}
         write_target(out / name, targets[i], proj.images[i], proj.ws[i], m)
-        if args.save_video:
+        if args.save_video and proj.w_history is not None:
             write_progress_video(out / name / "proj.mp4", G, targets[i], proj.w_history[:, i])
+        elif args.save_video:
+            print(f"{name}: no progress video (no optimisation steps were recorded)")
         summary.append({"name": name, **m})
     write_run_record(out, "project", args, {"model": str(model.path), "config": cfg.to_dict(), "results": summary})
     for s in summary:

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import contextlib
+
 from .common import add_command, add_device_argument, add_model_argument, positive_int, write_run_record
 
 DESCRIPTION = """\
@@ -47,6 +49,7 @@ def run(args) -> int:
     out = Path(args.out) if args.out else default_encoder_dir(model.path)
     if out.exists() and not out.is_dir():
         raise UserError(f"--out {out}: exists and is not a directory")
+    check_writable(out, given=args.out is not None)  # before hours of training, not after
     cfg = EncoderTrainConfig(steps=args.steps, batch=args.batch, lr=args.lr, vgg_weight=args.vgg_weight,
                              pixel_weight=args.pixel_weight, recon_start=args.recon_start, seed=args.seed)
     encoder = load_encoder(out, model.G, device=dev) if args.resume else None
@@ -54,13 +57,46 @@ def run(args) -> int:
                   "train": cfg.to_dict(), "features": args.features or "hed"}
 
     def checkpoint(enc, step):
-        save_encoder(out, enc, {**provenance, "steps_done": step})
+        with _writing(out, args.out is not None):
+            save_encoder(out, enc, {**provenance, "steps_done": step})
 
     encoder, summary = train_encoder(model.G, cfg, features=args.features, device=dev, encoder=encoder,
                                      on_checkpoint=checkpoint, checkpoint_every=args.checkpoint_every)
-    save_encoder(out, encoder, {**provenance, "steps_done": cfg.steps, "validation": summary})
-    write_run_record(out, "train-encoder", args, {"model": str(model.path), "config": cfg.to_dict(),
-                                                  "validation": summary})
+    with _writing(out, args.out is not None):
+        save_encoder(out, encoder, {**provenance, "steps_done": cfg.steps, "validation": summary})
+        write_run_record(out, "train-encoder", args, {"model": str(model.path), "config": cfg.to_dict(),
+                                                      "validation": summary})
     print(f"wrote encoder to {out}: validation latent error {summary['latent_error']:.4f}, "
           f"PSNR {summary['psnr']:.2f} dB ({summary['seconds']:.0f} s)")
     return 0
+
+
+def _not_writable(out, given: bool, exc: OSError):
+    from ..errors import UserError
+
+    reason = exc.strerror or type(exc).__name__
+    if given:
+        return UserError(f"--out {out}: cannot write the encoder there ({reason}); choose another folder")
+    return UserError(f"{out}: cannot write the encoder next to the model ({reason}; the built-in model's "
+                     "folder is often read-only); pass --out DIR, then `project --init encoder --encoder DIR`")
+
+
+def check_writable(out, given: bool) -> None:
+    """Fail now, in one line, if the encoder cannot be saved at `out` (it is staged beside it, then moved)."""
+    import os
+    import tempfile
+
+    try:
+        out.parent.mkdir(parents=True, exist_ok=True)
+        os.rmdir(tempfile.mkdtemp(prefix=f".{out.name}.", dir=out.parent))
+    except OSError as exc:
+        raise _not_writable(out, given, exc) from None
+
+
+@contextlib.contextmanager
+def _writing(out, given: bool):
+    """Turns an OSError while saving (disk full, permissions changed mid-run) into the same one-line error."""
+    try:
+        yield
+    except OSError as exc:
+        raise _not_writable(out, given, exc) from None

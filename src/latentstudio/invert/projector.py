@@ -241,9 +241,14 @@ def _concat(parts: list[Projection]) -> Projection:
         return parts[0]
     steps = max(p.steps for p in parts)
     hist = [F.pad(p.loss_history, (0, 0, 0, steps - p.steps), value=float("nan")) for p in parts]
-    w_hist = None
-    if all(p.w_history is not None for p in parts) and len({p.w_history.shape[0] for p in parts}) == 1:
-        w_hist = torch.cat([p.w_history for p in parts], dim=1)
+    w_hist, frame_steps = None, parts[0].frame_steps
+    if all(p.w_history is not None for p in parts):
+        # Batches that ran for different numbers of steps (a time budget) recorded different numbers of
+        # frames: the shorter ones hold their final latent, so every target's history ends where it stopped.
+        longest = max(parts, key=lambda p: p.w_history.shape[0])
+        frames, frame_steps = longest.w_history.shape[0], longest.frame_steps
+        w_hist = torch.cat([torch.cat([p.w_history, p.w_history[-1:].expand(frames - p.w_history.shape[0],
+                                                                             -1, -1, -1)]) for p in parts], dim=1)
     return Projection(ws=torch.cat([p.ws for p in parts]), images=torch.cat([p.images for p in parts]),
                       loss_history=torch.cat(hist, dim=1), seconds=[s for p in parts for s in p.seconds],
-                      steps=steps, w_history=w_hist, frame_steps=parts[0].frame_steps)
+                      steps=steps, w_history=w_hist, frame_steps=frame_steps)
