@@ -92,3 +92,14 @@ def test_garbage_and_wrong_content(tmp_path):
     other.write_bytes(pickle.dumps([1, 2, 3]))
     with pytest.raises(Exception, match="not a StyleGAN2 network pickle"):
         load_nvidia_pickle(other)
+
+
+@pytest.mark.parametrize("name,kimg", [("network-snapshot-001100.pkl", 1100), ("network-snapshot-000000.pkl", 0),
+                                       ("stylegan2-ffhq-config-f.pkl", None)])
+def test_provenance_reads_kimg_from_nvidia_snapshot_names(tmp_path, name, kimg):
+    G, D = make_tiny(seed=8)
+    pkl = write_pytorch_pickle(tmp_path / name, G, D)
+    model = load_model(import_nvidia_pickle(pkl, tmp_path / "model"), device="cpu")
+    assert model.provenance.get("kimg") == kimg and model.provenance["pickle"] == name
+    assert model.provenance["dataset"]["path"] == "paintings.zip"
+    assert open_model(pkl, device="cpu").provenance.get("kimg") == kimg  # .pkl opened directly: same facts

@@ -57,11 +57,22 @@ def load_nvidia_pickle(path: str | Path) -> dict:
 def import_nvidia_pickle(path: str | Path, out_dir: str | Path, provenance: dict | None = None) -> Path:
     """Convert a .pkl into a model directory (EMA generator, plus D and the raw G when present)."""
     nets = load_nvidia_pickle(path)
-    prov = {"source": "nvidia-pickle", "pickle": Path(path).name, "pickle_format": nets["format"]}
-    if "training_set_kwargs" in nets:
-        prov["dataset"] = nets["training_set_kwargs"]
+    prov = pickle_provenance(path, nets)
     prov.update(provenance or {})
     return save_model(out_dir, nets["G_ema"], D=nets.get("D"), G_train=nets.get("G"), provenance=prov)
+
+
+def pickle_provenance(path: str | Path, nets: dict) -> dict:
+    """Where an imported network came from: the pickle, its format, the training set when recorded, and the
+    training length when the file keeps NVIDIA's snapshot name (network-snapshot-001100.pkl = 1100 kimg)."""
+    name = Path(path).name
+    prov = {"source": "nvidia-pickle", "pickle": name, "pickle_format": nets["format"]}
+    m = re.search(r"network-snapshot-(\d+)", name)
+    if m:
+        prov["kimg"] = int(m.group(1))
+    if "training_set_kwargs" in nets:
+        prov["dataset"] = nets["training_set_kwargs"]
+    return prov
 
 
 # ---------------------------------------------------------------------------------------------- PyTorch

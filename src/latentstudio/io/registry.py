@@ -38,12 +38,12 @@ def open_model(spec: str | Path | None = None, device="auto", with_discriminator
 
     path = resolve_model_path(spec, sha256=sha256)
     if path.is_file() and path.suffix == ".pkl":
-        from .nvidia import load_nvidia_pickle
+        from .nvidia import load_nvidia_pickle, pickle_provenance
 
         nets = load_nvidia_pickle(path)
         dev = resolve_device(device)
         D = nets.get("D") if with_discriminator else None
         config = ModelConfig(generator=nets["G_ema"].config, discriminator=D.config if D is not None else None)
-        return LoadedModel(path=path, config=config, provenance={"source": "nvidia-pickle", "pickle": path.name},
+        return LoadedModel(path=path, config=config, provenance=pickle_provenance(path, nets),
                            G=nets["G_ema"].to(dev).eval(), D=D.to(dev).eval() if D is not None else None)
     return load_model(path, device=device, with_discriminator=with_discriminator)
