@@ -119,3 +119,70 @@ def test_model_switch_only_from_allowed_folders(make_client, tmp_path):
     from .conftest import decode_data_url
 
     assert decode_data_url(img).shape == (16, 16, 3)
+
+
+def multipart_body(payload: bytes, boundary: str = "latentstudioboundary") -> tuple[bytes, str]:
+    head = (f"--{boundary}\r\nContent-Disposition: form-data; name=\"file\"; filename=\"a.png\"\r\n"
+            "Content-Type: image/png\r\n\r\n").encode()
+    return head + payload + f"\r\n--{boundary}--\r\n".encode(), f"multipart/form-data; boundary={boundary}"
+
+
+def test_chunked_oversize_multipart_is_refused_before_parsing(make_client, tmp_path, monkeypatch):
+    import starlette.requests
+
+    data = tmp_path / "data"
+    client = make_client(data, upload_max_bytes=100_000, upload_burst=100)
+    before = snapshot(client, data)
+    parsed = []
+    real_form = starlette.requests.Request.form
+    monkeypatch.setattr(starlette.requests.Request, "form",
+                        lambda self, *a, **k: parsed.append(1) or real_form(self, *a, **k))
+    body, ctype = multipart_body(os.urandom(400_000))
+
+    def chunks():  # a generator body goes out chunked, without content-length
+        for i in range(0, len(body), 16_384):
+            yield body[i:i + 16_384]
+
+    r = client.post("/api/drawings", content=chunks(), headers={"content-type": ctype})
+    assert r.status_code == 413 and "limit" in r.json()["detail"]
+    assert parsed == []  # refused on the byte count, before the multipart parser (and its temp files) ran
+    assert snapshot(client, data) == before
+    small, ctype = multipart_body(png_bytes())
+    r = client.post("/api/drawings", content=iter([small[:100], small[100:]]), headers={"content-type": ctype})
+    assert r.status_code == 202 and parsed == [1]  # a chunked upload under the limit goes through
+
+
+def test_json_bodies_are_size_limited(make_client):
+    client = make_client(json_max_bytes=50_000)
+    big = {"keys": [{"w": [0.12345678912345] * 4000}]}  # ~64 kB of JSON
+    r = client.post("/api/generate", json=big)
+    assert r.status_code == 413 and "50000" in r.json()["detail"]
+    body = b'{"z": [' + b"0.5," * 20_000 + b'0.5]}'
+    r = client.post("/query", content=iter([body[i:i + 4096] for i in range(0, len(body), 4096)]),
+                    headers={"content-type": "application/json"})
+    assert r.status_code == 413 and r.headers["access-control-allow-origin"] == "*"
+    assert client.post("/query", json={"z": [0.5] * 32}).status_code == 200
+
+
+def test_event_loop_answers_while_an_upload_is_decoded(make_client, monkeypatch):
+    import threading
+
+    from latentstudio.server.routes import drawings
+
+    client = make_client(start_jobs=False)
+    started, release, outcome = threading.Event(), threading.Event(), {}
+    real = drawings.check_image_upload
+
+    def slow_check(*args):
+        started.set()
+        outcome["released"] = release.wait(10)  # True only if /api/health answered while we were decoding
+        return real(*args)
+
+    monkeypatch.setattr(drawings, "check_image_upload", slow_check)
+    upload = threading.Thread(target=lambda: outcome.update(r=post_image(client, png_bytes())))
+    upload.start()
+    assert started.wait(10)
+    assert client.get("/api/health").json()["ok"]
+    release.set()
+    upload.join(20)
+    assert outcome["released"] and outcome["r"].status_code == 202

@@ -19,6 +19,7 @@ from . import adapters
 from .config import ServeConfig
 from .engine import Engine
 from .jobs import JobRunner
+from .middleware import ServerMiddleware
 from .safety import RateLimiter, make_admin_token
 from .store import NotFoundError, Store
 from .wall import Wall
@@ -26,6 +27,7 @@ from .wall import Wall
 log = logging.getLogger("latentstudio.server")
 STATIC = Path(__file__).parent / "static"
 PAGES = ("studio", "draw", "wall")
+UPLOAD_PATHS = frozenset({"/api/drawings", "/api/project"})
 
 
 @dataclasses.dataclass
@@ -81,31 +83,14 @@ def create_app(config: ServeConfig, model=None) -> FastAPI:
                   description="Local StyleGAN server: RunwayML-compatible /query and /info, the studio API, "
                               "and the Studio, Draw and Wall pages.")
     _add_error_handlers(app)
-    app.middleware("http")(_runway_cors)
+    # image uploads read their own bodies, bounded by upload_max_bytes (routes/drawings.py)
+    app.add_middleware(ServerMiddleware, max_body=config.json_max_bytes, streamed_paths=UPLOAD_PATHS)
     from .routes import admin, api, drawings, jobs, runway, stream
 
     for module in (runway, api, drawings, jobs, stream, admin):
         app.include_router(module.router)
     _add_pages(app)
     return app
-
-
-RUNWAY_PATHS = ("/query", "/info", "/data", "/error")
-
-
-async def _runway_cors(request: Request, call_next):
-    """RunwayML's local server answered any origin; so do its endpoints here (and only those: the studio API and
-    the admin actions stay same-origin)."""
-    if request.url.path not in RUNWAY_PATHS:
-        return await call_next(request)
-    if request.method == "OPTIONS":
-        response = Response(status_code=204)
-    else:
-        response = await call_next(request)
-    response.headers["Access-Control-Allow-Origin"] = "*"
-    response.headers["Access-Control-Allow-Methods"] = "GET, POST, OPTIONS"
-    response.headers["Access-Control-Allow-Headers"] = "Content-Type"
-    return response
 
 
 def examples_dir() -> Path | None:

@@ -22,6 +22,7 @@ class ServeConfig(Config):
     # Uploads: size on the wire, decoded pixel count, and what the drawing is resized to before projection.
     upload_max_bytes: int = 4 * 1024 * 1024
     upload_max_pixels: int = 4096 * 4096
+    json_max_bytes: int = 4 * 1024 * 1024  # any other request body (a full 18 x 512 ws key is ~200 kB of JSON)
     # Per-client rate limits (token buckets: sustained rate per second, burst size).
     generate_rate: float = 200.0
     generate_burst: int = 400

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import time
+
 from fastapi import APIRouter, Query, Request, Response
 
 from ... import __version__
@@ -32,6 +34,12 @@ async def model_info(request: Request) -> dict:
     return {"model": s.engine.describe(), "version": __version__, "truncation": s.config.truncation,
             "wall_fps": s.config.wall_fps, "batching": s.config.batching, "max_batch": s.config.max_batch,
             "upload_max_bytes": s.config.upload_max_bytes, "upload_max_pixels": s.config.upload_max_pixels}
+
+
+@router.get("/health", summary="liveness: answers at once while the server is up (never waits for the model)")
+async def health(request: Request) -> dict:
+    s = studio(request)
+    return {"ok": True, "model": s.engine.describe()["resolution"], "server_time": time.time()}
 
 
 @router.get("/stats", summary="batching statistics")

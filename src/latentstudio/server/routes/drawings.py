@@ -6,6 +6,7 @@ import io
 
 from fastapi import APIRouter, HTTPException, Path, Query, Request
 from fastapi.responses import FileResponse
+from starlette.concurrency import run_in_threadpool
 
 from ..safety import check_image_upload, client_id, read_limited
 from ..store import NotFoundError
@@ -16,23 +17,41 @@ ID = Path(..., pattern=r"^[0-9a-f]{16}$", description="id returned when the draw
 
 
 async def _upload_bytes(request: Request, limit: int) -> bytes:
-    ctype = request.headers.get("content-type", "")
-    if ctype.startswith("multipart/form-data"):
-        declared = request.headers.get("content-length")
-        if declared and declared.isdigit() and int(declared) > limit + 64 * 1024:
-            raise HTTPException(413, f"request body is {declared} bytes; the upload limit is {limit} bytes")
-        try:
-            form = await request.form(max_files=1, max_fields=8, max_part_size=limit)
-        except Exception as exc:  # noqa: BLE001 - the multipart parser's errors are all bad requests
-            raise HTTPException(400, f"multipart upload could not be read: {exc}") from None
-        upload = form.get("file")
-        if upload is None or isinstance(upload, str):
-            raise HTTPException(400, "multipart upload needs the image in a field named 'file'")
-        payload = await upload.read(limit + 1)
-        if len(payload) > limit:
-            raise HTTPException(413, f"upload passes the limit of {limit} bytes")
-        return payload
-    return await read_limited(request, limit)
+    """The uploaded image bytes. The body is read whole with a hard limit first, multipart or not (room for the
+    multipart headers on top), so nothing past the limit is ever buffered or spooled to a temporary file."""
+    body = await read_limited(request, limit)
+    if not request.headers.get("content-type", "").startswith("multipart/form-data"):
+        return body
+    replayed = False
+
+    async def replay():  # the multipart parser reads the bytes we already hold
+        nonlocal replayed
+        if replayed:
+            return {"type": "http.disconnect"}
+        replayed = True
+        return {"type": "http.request", "body": body, "more_body": False}
+
+    try:
+        async with Request(request.scope, replay).form(max_files=1, max_fields=8, max_part_size=limit) as form:
+            upload = form.get("file")
+            if upload is None or isinstance(upload, str):
+                raise HTTPException(400, "multipart upload needs the image in a field named 'file'")
+            payload = await upload.read(limit + 1)
+    except HTTPException:
+        raise
+    except Exception as exc:  # noqa: BLE001 - the multipart parser's errors are all bad requests
+        raise HTTPException(400, f"multipart upload could not be read: {exc}") from None
+    if len(payload) > limit:
+        raise HTTPException(413, f"upload passes the limit of {limit} bytes")
+    return payload
+
+
+def _decode_and_reencode(payload: bytes, max_bytes: int, max_pixels: int) -> tuple[bytes, int, int]:
+    """Worker thread: check and decode the upload, flatten it and encode our own PNG (never the visitor's bytes)."""
+    img = check_image_upload(payload, max_bytes, max_pixels)
+    buf = io.BytesIO()
+    img.save(buf, format="PNG")
+    return buf.getvalue(), img.width, img.height
 
 
 async def submit_drawing(request: Request, wall: bool) -> dict:
@@ -40,10 +59,11 @@ async def submit_drawing(request: Request, wall: bool) -> dict:
     client = client_id(request)
     s.limiter.check(client, "upload", s.config.upload_rate, s.config.upload_burst)
     payload = await _upload_bytes(request, s.config.upload_max_bytes)
-    img = check_image_upload(payload, s.config.upload_max_bytes, s.config.upload_max_pixels)
-    buf = io.BytesIO()
-    img.save(buf, format="PNG")  # store our own encoding, never the visitor's bytes
-    drawing_id, job_id = s.store.add_drawing(buf.getvalue(), img.width, img.height, client, wall)
+    # decoding a 16 megapixel image, PNG encoding and the fsync'd writes take long enough to stall every
+    # stream on the event loop: they run on worker threads
+    png, width, height = await run_in_threadpool(_decode_and_reencode, payload, s.config.upload_max_bytes,
+                                                 s.config.upload_max_pixels)
+    drawing_id, job_id = await run_in_threadpool(s.store.add_drawing, png, width, height, client, wall)
     s.jobs.submit(job_id)
     return {"id": drawing_id, "job": job_id, "status": "queued", "status_url": f"/api/drawings/{drawing_id}",
             "job_url": f"/api/jobs/{job_id}"}
