@@ -104,18 +104,6 @@ def test_spacewalk_is_continuous_anchored_and_loops(tiny_nets, loop):
         assert not torch.allclose(frames[400], frames[0], atol=1e-2)
 
 
-def test_spacewalk_opensimplex_backend(tiny_nets):
-    pytest.importorskip("opensimplex")
-    G, _ = tiny_nets
-    space = LatentSpace("w")
-    centre = keys(G, space, "4")[0]
-    walk = spacewalk(centre, space, frames=60, radius=0.5, speed=0.03, loop=True, seed=1, backend="opensimplex")
-    frames = walk.latents(np.arange(61))[:, 0]
-    assert torch.allclose(frames[60], frames[0], atol=1e-6)
-    assert (frames[1:] - frames[:-1]).abs().max() < 0.15
-    assert (frames - centre[0]).std() > 0.05
-
-
 def test_hold_and_bad_arguments(tiny_nets):
     G, _ = tiny_nets
     space = LatentSpace("w")

@@ -66,6 +66,8 @@ def render_settings(args, base: dict | None = None):
 
 
 def register(sub) -> None:
+    from ..latent.simplex import NOISES
+
     p = add_command(sub, "walk", "walk through keys (seeds, .npz latents) with one move and write a video",
                     "latentstudio walk --keys 3,9,out/projected_w.npz --move interpolate --frames 150 --out walk.mp4")
     add_model_argument(p)
@@ -86,8 +88,9 @@ def register(sub) -> None:
                    + OWN_DEFAULT)
     p.add_argument("--radius", type=float, default=0.5, help="spacewalk: σ of the drift around the key")
     p.add_argument("--speed", type=float, default=0.01,
-                   help="spacewalk: noise units per frame (a swing takes about 0.4/speed frames)")
-    p.add_argument("--noise", choices=("simplex", "opensimplex"), default="simplex", help="spacewalk: noise")
+                   help="spacewalk: noise units per frame (about 0.9/speed frames from one extreme to the next)")
+    p.add_argument("--noise", choices=NOISES, default="opensimplex",
+                   help="spacewalk: the noise (OpenSimplex, as the `opensimplex` package computes it)")
     p.add_argument("--seed", type=int, default=0, help="seed for the random parts of the move")
     add_space_options(p)
     add_render_options(p)

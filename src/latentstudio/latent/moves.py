@@ -212,20 +212,22 @@ def noise_loop(centre: torch.Tensor, space: LatentSpace, stops: int = 7, frames:
 
 def spacewalk(centre: torch.Tensor, space: LatentSpace, frames: int = 300, radius: float = 0.5,
               speed: float = 0.01, loop: bool = True, seed: int = 0, anchored: bool = True,
-              backend: str = "simplex") -> Spacewalk:
-    """The school's spacewalk: every dimension drifts along its own simplex-noise curve around the centre.
+              noise: str = "opensimplex") -> Spacewalk:
+    """The school's spacewalk: every dimension drifts along its own OpenSimplex noise curve around the centre.
 
     `radius` is the σ of the drift (noise σ ≈ 1), `speed` how far along the noise each frame moves (about
-    0.4/speed frames per swing). `loop` samples the noise on a circle so the walk closes after `frames`;
-    `anchored` starts (and, looping, ends) exactly at the centre.
+    0.9/speed frames from one extreme to the next). `loop` samples the noise on a circle so the walk closes
+    after `frames`; `anchored` starts (and, looping, ends) exactly at the centre. `seed` is the OpenSimplex
+    seed: the noise is `opensimplex.OpenSimplex(seed).noise3` of the PyPI package, along the paths of
+    `latent.simplex.NoiseField`.
     """
     _check_frames(frames)
     if speed <= 0 or radius < 0:
         raise UserError(f"speed {speed} / radius {radius}: speed must be > 0 and radius >= 0")
     shape = space.noise_shape(tuple(centre.shape))
-    field = NoiseField(int(np.prod(shape)), speed, seed=seed, loop_frames=frames if loop else None, backend=backend)
+    field = NoiseField(int(np.prod(shape)), speed, seed=seed, loop_frames=frames if loop else None, noise=noise)
     info = {"move": "spacewalk", "radius": radius, "speed": speed, "loop": loop, "seed": seed,
-            "anchored": anchored, "noise": backend}
+            "anchored": anchored, "noise": noise}
     return Spacewalk(frames=frames, info=info, centre=centre, field=field, radius=radius, noise_shape=shape,
                      anchored=anchored)
 

@@ -1,120 +1,229 @@
-"""Simplex gradient noise, vectorised over thousands of points at once (numpy).
+"""OpenSimplex noise (Kurt Spencer's original 3-D algorithm), vectorised over thousands of points (numpy).
 
-The school's spacewalk moved every latent dimension along its own smooth noise curve. We evaluate the
-noise for all dimensions of all frames of a batch in one call: dimension d reads the noise field at its own
-random, far-apart coordinates (a_d, b_d), and time moves along the remaining axes:
+The school's spacewalk moved every latent dimension along its own OpenSimplex noise curve. `OpenSimplex3`
+gives the same values as `opensimplex.OpenSimplex(seed).noise3(x, y, z)` of the PyPI package (0.4.x, to
+float rounding) for the same seed, but for a whole batch of points in one call: 512 dimensions × 8 frames
+take a few milliseconds, where the package's pure-Python path takes about a second (~250 µs a point).
 
-- open walk:  3-D noise at (speed * frame, a_d, b_d)
-- looping:    4-D noise at (R cos θ, R sin θ, a_d, b_d), θ = 2π frame / frames, R = speed * frames / 2π,
-              so the walk moves at the same speed and comes back exactly to where it started.
+OpenSimplex's value at a point is the sum over nearby lattice vertices v of attn⁴ · (gradient(v) · d),
+attn = 2 - |d|², d the offset from v. The reference code visits the 4 or 6 vertices of the region (two
+tetrahedra and an octahedron per stretched cube) plus two "extra" vertices picked by comparing the point's
+coordinates; a few vertices with attn > 0 are left out (the noise has tiny seams, ~2e-4 of its σ), so
+summing every vertex in range would not give the package's values. `_extra_keys` makes the same choice
+for all points at once with masks instead of branches.
 
-The kernel radius² is 0.5, the distance from a lattice vertex to the far side of every simplex around it
-in 2, 3 and 4 dimensions, so each vertex's contribution fades to zero before it stops being counted: the
-noise is continuous (and smooth) everywhere. Values are scaled to a standard deviation of about 1, so a
-walk's `radius` is in the same units as a latent's σ.
-
-`backend="opensimplex"` evaluates Kurt Spencer's OpenSimplex noise through the `opensimplex` package
-instead (the `video` extra); it loops in Python unless numba is installed, so it is much slower.
+`NoiseField` turns the noise into one smooth curve per latent dimension (see there).
 """
 
 from __future__ import annotations
 
-import math
-
 import numpy as np
 
-from ..errors import UserError, require
+from ..errors import UserError
 
-# Kernel radius² (see above) and the factor that brings the noise to σ ≈ 1. The factors were measured on a
-# 100,000 random points for each of ten seeds (tests/latent/test_simplex.py checks them).
-RADIUS2 = 0.5
-SCALE = {2: 183.9, 3: 277.2, 4: 428.6}
-OPENSIMPLEX_SCALE = {3: 3.21, 4: 4.03}
-BACKENDS = ("simplex", "opensimplex")
+STRETCH = -1.0 / 6  # (1/sqrt(3+1) - 1) / 3: from the input space to the lattice (simplectic honeycomb)
+SQUISH = 1.0 / 3  # (sqrt(3+1) - 1) / 3: back from the lattice
+NORM = 103.0  # the reference's normalisation (values stay within [-1, 1])
+# Brings the noise to σ ≈ 1, so a walk's `radius` is in the units of a latent's σ. Measured: the std of
+# OpenSimplex3 at 200,000 uniform random points in [-500, 500]³ for each of seeds 0-9 was 0.3144 on average
+# (0.3114-0.3162); tests/latent/test_simplex.py checks the scaled σ the same way for other seeds and points.
+SCALE = 1 / 0.3144
+NOISES = ("opensimplex",)
+
+# The 24 gradients (directions to the vertices of a rhombicuboctahedron, skewed), in the reference's order:
+# octants x-, x+ for y+ z+, then y- z+, y+ z-, y- z-; in each, the long axis first along x, then y, then z.
+_SIGNS = np.array([(sx, sy, sz) for sz in (1, -1) for sy in (1, -1) for sx in (-1, 1)], dtype=np.float64)
+GRADIENTS = (_SIGNS[:, None, :] * np.array([(11, 4, 4), (4, 11, 4), (4, 4, 11)], np.float64)).reshape(24, 3)
+
+_MASK64 = (1 << 64) - 1
 
 
-class SimplexNoise:
-    """N-dimensional simplex noise with a seeded permutation and random unit gradients."""
+def _lcg(state: int) -> int:
+    """One step of the reference's 64-bit LCG, with its signed (two's complement) overflow."""
+    state = (state * 6364136223846793005 + 1442695040888963407) & _MASK64
+    return state - (1 << 64) if state >= 1 << 63 else state
 
-    def __init__(self, dims: int, seed: int = 0):
-        if dims not in SCALE:
-            raise ValueError(f"SimplexNoise: dims must be 2, 3 or 4, got {dims}")
-        rng = np.random.RandomState(seed)
-        self.dims = dims
-        self.perm = rng.permutation(256).astype(np.int64)
-        grads = rng.standard_normal((256, dims))
-        self.grads = grads / np.linalg.norm(grads, axis=1, keepdims=True)
-        self.skew = (math.sqrt(dims + 1) - 1) / dims
-        self.unskew = (1 - 1 / math.sqrt(dims + 1)) / dims
+
+def permutation(seed: int) -> np.ndarray:
+    """The reference's seeded permutation of 0..255 (`opensimplex.internals._init`)."""
+    state = int(seed)
+    for _ in range(3):
+        state = _lcg(state)
+    source = list(range(256))
+    perm = np.zeros(256, dtype=np.int64)
+    for i in range(255, -1, -1):
+        state = _lcg(state)
+        r = (state + 31) % (i + 1)  # Python's % is never negative, as the reference makes sure
+        perm[i] = source[r]
+        source[r] = source[i]
+    return perm
+
+
+def _bits(c: int) -> np.ndarray:
+    """A set of axes as bits (1: x, 2: y, 4: z) -> 0/1 per axis."""
+    return np.array([c & 1, (c >> 1) & 1, (c >> 2) & 1])
+
+
+def _flip_first_clear(c: int) -> tuple:
+    """(-1, 1, 1) with the -1 at the first axis not in c (z when x and y are)."""
+    return (-1, 1, 1) if not c & 1 else (1, -1, 1) if not c & 2 else (1, 1, -1)
+
+
+def _two_at_first_set(c: int) -> tuple:
+    return (2, 0, 0) if c & 1 else (0, 2, 0) if c & 2 else (0, 0, 2)
+
+
+def _extras_of(region: int, key: int):
+    """The reference's two extra vertices (offsets from the cell origin) for a region (0: tetrahedron at
+    (0,0,0), 1: at (1,1,1), 2: octahedron) and the closest-corner choice `key` made by `_extra_keys`. Used
+    only to fill `_EXTRAS`."""
+    if region == 0:  # key: the closest corner besides (0,0,0) (1, 2, 4), or the two closest (3, 5, 6)
+        near = {1: ((1, -1, 0), (1, 0, -1)), 2: ((-1, 1, 0), (0, 1, -1)), 4: ((-1, 0, 1), (0, -1, 1))}
+        return near[key] if key in near else (_bits(key), 2 * _bits(key) - 1)
+    if region == 1:  # key: the closest corner besides (1,1,1) (3, 5, 6), or the axis the two closest share
+        near = {3: ((2, 1, 0), (1, 2, 0)), 5: ((2, 0, 1), (1, 0, 2)), 6: ((0, 2, 1), (0, 1, 2))}
+        return near[key] if key in near else (_bits(key), 2 * _bits(key))
+    a, b = divmod(key, 8)  # the two closest octahedron corners; 3, 5, 6 lie on the (1,1,1) side
+    a_far, b_far = a in (3, 5, 6), b in (3, 5, 6)
+    if a_far and b_far:
+        return (1, 1, 1), _two_at_first_set(a & b)
+    if not a_far and not b_far:
+        return (0, 0, 0), _flip_first_clear(a | b)
+    far, near_side = (a, b) if a_far else (b, a)
+    return _flip_first_clear(far), _two_at_first_set(near_side)
+
+
+def _extras_table() -> np.ndarray:
+    """[3 axes, 2 extras, 64 · region + key] vertex offsets."""
+    table = np.zeros((192, 2, 3), dtype=np.int64)
+    octahedron_keys = [a * 8 + b for a in (1, 3, 4, 6) for b in (1, 2, 5, 6)]
+    for region, keys in ((0, range(1, 7)), (1, range(1, 7)), (2, octahedron_keys)):
+        for key in keys:
+            table[64 * region + key] = _extras_of(region, key)
+    return np.ascontiguousarray(table.transpose(2, 1, 0))
+
+
+_EXTRAS = _extras_table()
+# The cube's corners [3, 8, 1]; a region's own vertices are the corners with coordinate sum <= 1 (the
+# tetrahedron at the origin), >= 2 (the one at (1,1,1)), or 1 and 2 (the octahedron between).
+_CORNERS = np.array([(i & 1, (i >> 1) & 1, i >> 2) for i in range(8)], dtype=np.int64).T[:, :, None]
+_CORNER_SUM = _CORNERS.sum(0)  # [8, 1]
+
+
+def _two_closest(score_a, score_b, zins, point_a: int, point_b: int, closer):
+    """The reference's choice of the two closest corners of a tetrahedron among three candidates (a, b and
+    the z one: 4 or 3); `closer(u, v)` is u > v in the tetrahedron at the origin, u < v in the other."""
+    swap_b = ~closer(score_b, score_a) & closer(zins, score_b)
+    swap_a = ~swap_b & closer(score_b, score_a) & closer(zins, score_a)
+    z_point = 4 if point_a == 1 else 3
+    return (np.where(swap_a, z_point, point_a), np.where(swap_a, zins, score_a),
+            np.where(swap_b, z_point, point_b), np.where(swap_b, zins, score_b))
+
+
+def _extra_keys(ins: np.ndarray, in_sum: np.ndarray, region: np.ndarray) -> np.ndarray:
+    """Index into `_EXTRAS` for every point: the reference's branches on the point's cell coordinates, as masks
+    (each region's rule runs on all points, then the point's own region picks)."""
+    x, y, z = ins.T
+    a, sa, b, sb = _two_closest(x, y, z, 1, 2, np.greater)
+    own = (1 - in_sum > sa) | (1 - in_sum > sb)  # (0,0,0) is one of the two closest corners
+    key0 = np.where(own, np.where(sb > sa, b, a), a | b)
+    a, sa, b, sb = _two_closest(x, y, z, 6, 5, np.less)
+    own = (3 - in_sum < sa) | (3 - in_sum < sb)  # (1,1,1) is one of the two closest corners
+    key1 = np.where(own, np.where(sb < sa, b, a), a & b)
+    # Octahedron: (0,0,1) or (1,1,0), and (0,1,0) or (1,0,1); the closest of (1,0,0) and (0,1,1) replaces the
+    # further of the two when it is closer.
+    p1, p2, p3 = x + y, x + z, y + z
+    sa, sb, s3 = np.abs(p1 - 1), np.abs(p2 - 1), np.abs(p3 - 1)
+    take_a = (sa <= sb) & (sa < s3)
+    take_b = ~take_a & (sa > sb) & (sb < s3)
+    third = np.where(p3 > 1, 6, 1)
+    a = np.where(take_a, third, np.where(p1 > 1, 3, 4))
+    b = np.where(take_b, third, np.where(p2 > 1, 5, 2))
+    return np.where(region == 0, key0, np.where(region == 1, 64 + key1, 128 + 8 * a + b))
+
+
+class OpenSimplex3:
+    """3-D OpenSimplex noise of a seed, for arrays of points [P, 3] -> values [P] (the reference's scale)."""
+
+    def __init__(self, seed: int = 0):
+        self.seed = int(seed)
+        self.perm = permutation(self.seed)
+        self.grad = np.ascontiguousarray(GRADIENTS[self.perm % 24].T)  # the reference's perm_grad_index3
+
+    def _sum(self, cell, d0, offsets, weight=None) -> np.ndarray:
+        """Σ attn⁴ · gradient · d over the vertices cell + offsets ([3, S, P or 1]); axis-major rows keep every
+        operation on long contiguous arrays."""
+        squish = offsets.sum(0) * SQUISH
+        d = [d0[k] - offsets[k] - squish for k in range(3)]
+        attn = 2 - (d[0] * d[0] + d[1] * d[1] + d[2] * d[2])
+        np.maximum(attn, 0.0, out=attn)
+        if weight is not None:
+            attn *= weight
+        v = cell + offsets
+        h = (self.perm[(self.perm[v[0] & 255] + v[1]) & 255] + v[2]) & 255
+        attn *= attn
+        attn *= attn
+        return (attn * (self.grad[0][h] * d[0] + self.grad[1][h] * d[1] + self.grad[2][h] * d[2])).sum(0)
 
     def __call__(self, points: np.ndarray) -> np.ndarray:
-        """Noise values [P] (σ ≈ 1) at points [P, dims]."""
-        points = np.asarray(points, dtype=np.float64)
-        n = self.dims
-        cell = np.floor(points + points.sum(1, keepdims=True) * self.skew)
-        x0 = points - (cell - cell.sum(1, keepdims=True) * self.unskew)
-        order = np.argsort(-x0, axis=1, kind="stable")  # walk the simplex along the largest coordinates first
-        cell = cell.astype(np.int64)
-        offset = np.zeros_like(cell)
-        rows = np.arange(len(points))
-        total = np.zeros(len(points))
-        for k in range(n + 1):
-            if k:
-                offset[rows, order[:, k - 1]] += 1
-            xk = x0 - offset + k * self.unskew
-            h = np.zeros(len(points), dtype=np.int64)
-            for d in range(n):
-                h = self.perm[(cell[:, d] + offset[:, d] + h) & 255]
-            falloff = np.maximum(RADIUS2 - np.einsum("pd,pd->p", xk, xk), 0.0)
-            total += falloff**4 * np.einsum("pd,pd->p", self.grads[h], xk)
-        return total * SCALE[n]
+        points = np.asarray(points, dtype=np.float64).reshape(-1, 3)
+        stretched = points + points.sum(1, keepdims=True) * STRETCH
+        cell = np.floor(stretched)
+        ins = stretched - cell
+        d0 = (points - (cell + cell.sum(1, keepdims=True) * SQUISH)).T  # [3, P]
+        in_sum = ins.sum(1)
+        region = np.where(in_sum <= 1, 0, np.where(in_sum >= 2, 1, 2))
+        own = np.where(region == 0, _CORNER_SUM <= 1, np.where(region == 1, _CORNER_SUM >= 2, _CORNER_SUM % 3 != 0))
+        cell = cell.astype(np.int64).T[:, None, :]  # [3, 1, P]
+        extras = _EXTRAS[:, :, _extra_keys(ins, in_sum, region)]
+        return (self._sum(cell, d0, _CORNERS, own) + self._sum(cell, d0, extras)) / NORM
 
 
 class NoiseField:
-    """Smooth per-dimension noise curves: values [n_frames, size] for any frame indices.
+    """Smooth per-dimension noise curves: values [n_frames, size] (σ ≈ 1) for any frame indices.
 
-    `loop_frames` (when given) makes every curve periodic with that many frames.
+    Dimension d reads 3-D OpenSimplex noise along its own path: an open walk along a line,
+    (speed · frame, 0, 0) + c_d, a looping one (`loop_frames` frames) around a circle,
+    (R cos θ, R sin θ, 0) + c_d with θ = 2π frame / loop_frames and R = speed · loop_frames / 2π (the same
+    speed, and it comes back exactly to where it started). The centres c_d lie on a grid in the y-z plane,
+    3 apart (further along y for circles, 2R + 3), so no two dimensions ever share a lattice vertex at the
+    same time: their curves are uncorrelated. The grid fits in one period of the noise's lattice hash for
+    tens of thousands of dimensions (curves repeat beyond that: 42,000 for open walks, fewer for very long
+    loops). Each centre has a small jitter so the dimensions sample the lattice cells evenly.
     """
 
+    ROWS = 83  # centres per column along z: 3 apart, within 250 of the 256-unit hash period
+    PERIOD_Y = 1536  # the hash repeats every 1536 units along y at x = 0 and fixed z
+
     def __init__(self, size: int, speed: float, seed: int = 0, loop_frames: int | None = None,
-                 backend: str = "simplex"):
-        if backend not in BACKENDS:
-            raise UserError(f"noise {backend!r}: use simplex or opensimplex")
+                 noise: str = "opensimplex"):
+        if noise not in NOISES:
+            raise UserError(f"noise {noise!r}: use {' or '.join(NOISES)} (the built-in classic simplex noise was "
+                            "replaced by OpenSimplex)")
         if loop_frames is not None and loop_frames <= 0:
             raise UserError(f"frames {loop_frames}: a looping walk needs at least one frame")
-        rng = np.random.RandomState(seed)
-        self.size, self.speed, self.loop_frames, self.backend = size, float(speed), loop_frames, backend
-        self.coords = rng.uniform(0, 256, size=(size, 2))  # far apart: the dimensions move independently
-        dims = 4 if loop_frames else 3
-        self.seed = int(rng.randint(0, 2**31 - 1))
-        self.noise = SimplexNoise(dims, self.seed) if backend == "simplex" else None
+        self.size, self.speed, self.loop_frames, self.noise = size, float(speed), loop_frames, noise
+        self.radius = self.speed * loop_frames / (2 * np.pi) if loop_frames else 0.0
+        self.opensimplex = OpenSimplex3(seed)
+        self.centres = self._centres(size, max(3.0, 2 * self.radius + 3.0))
+
+    @classmethod
+    def _centres(cls, size: int, gap: float) -> np.ndarray:
+        columns = max(1, int(cls.PERIOD_Y // gap))
+        d = np.arange(size) % (cls.ROWS * columns)
+        jitter = np.mod(np.arange(size)[:, None] * np.array([0.6180339887, 0.7548776662]), 1.0) * 0.15
+        return np.stack([np.zeros(size), gap * (d // cls.ROWS) + jitter[:, 0], 3.0 * (d % cls.ROWS) + jitter[:, 1]],
+                        axis=1)
 
     def time_coords(self, frames: np.ndarray) -> np.ndarray:
-        """[n, 1 or 2] positions along the time axes for frame indices."""
+        """[n, 3] positions along the path (before adding a dimension's centre) for frame indices."""
         frames = np.asarray(frames, dtype=np.float64)
         if not self.loop_frames:
-            return (frames * self.speed)[:, None]
+            return np.stack([frames * self.speed, np.zeros_like(frames), np.zeros_like(frames)], axis=1)
         theta = 2 * np.pi * np.mod(frames, self.loop_frames) / self.loop_frames
-        radius = self.speed * self.loop_frames / (2 * np.pi)
-        return np.stack([radius * np.cos(theta), radius * np.sin(theta)], axis=1)
+        return np.stack([self.radius * np.cos(theta), self.radius * np.sin(theta), np.zeros_like(theta)], axis=1)
 
     def __call__(self, frames) -> np.ndarray:
         t = self.time_coords(np.atleast_1d(frames))
-        if self.backend == "opensimplex":
-            return self._opensimplex(t)
-        n = len(t)
-        points = np.concatenate([np.repeat(t, self.size, axis=0), np.tile(self.coords, (n, 1))], axis=1)
-        return self.noise(points).reshape(n, self.size)
-
-    def _opensimplex(self, t: np.ndarray) -> np.ndarray:
-        opensimplex = require("opensimplex", "video", "the opensimplex noise backend")
-        gen = opensimplex.OpenSimplex(self.seed)
-        a, b = self.coords[:, 0], self.coords[:, 1]
-        out = np.empty((len(t), self.size))
-        for i, row in enumerate(t):
-            if row.shape[0] == 1:  # noise3(time, a_d, b_d)
-                vals = [gen.noise3(row[0], x, y) for x, y in zip(a, b, strict=True)]
-            else:
-                vals = [gen.noise4(row[0], row[1], x, y) for x, y in zip(a, b, strict=True)]
-            out[i] = vals
-        return out * OPENSIMPLEX_SCALE[t.shape[1] + 2]
+        points = t[:, None, :] + self.centres[None]
+        return self.opensimplex(points.reshape(-1, 3)).reshape(len(t), self.size) * SCALE

@@ -55,10 +55,10 @@ class SpacewalkSpec(Config):
     key: str | int | None = None  # the centre
     frames: int = 300
     radius: float = 0.5  # σ of the drift around the centre
-    speed: float = 0.01  # noise units per frame (a swing takes about 0.4/speed frames)
+    speed: float = 0.01  # noise units per frame (about 0.9/speed frames from one extreme to the next)
     loop: bool = True  # sample the noise on a circle so the walk closes
     anchored: bool = True  # start (and end) exactly on the key
-    noise: str = "simplex"  # simplex (fast, numpy) | opensimplex (the opensimplex package)
+    noise: str = "opensimplex"  # the only noise (Kurt Spencer's OpenSimplex); kept so a file can name it
     seed: int | None = None
 
 
