@@ -96,3 +96,12 @@ def wait_for(fn, timeout=20.0, step=0.05):
             return value
         time.sleep(step)
     raise AssertionError("condition not reached in time")
+
+
+def temporary_files(data_dir) -> list:
+    """Files an interrupted atomic write would leave: every writer in latentstudio writes to a dot-file next to
+    the target (`.NAME.PID.tmp` here, mkstemp's `.NAME.XXXXXX` for latents, `.NAME.partial.mp4` for videos)."""
+    from pathlib import Path
+
+    return sorted(p for p in Path(data_dir).rglob("*") if p.is_file() and (p.name.startswith(".") or
+                                                                         ".tmp" in p.name or ".partial" in p.name))

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from .conftest import decode_data_url, png_bytes, wait_for
+from .conftest import decode_data_url, png_bytes, temporary_files, wait_for
 
 
 def test_restart_keeps_everything_and_resumes_pending_jobs(make_client, tmp_path):
@@ -29,7 +29,7 @@ def test_restart_keeps_everything_and_resumes_pending_jobs(make_client, tmp_path
     assert [e["drawing"] for e in entries] == [done, pending["id"]]
     img = third.post("/api/generate", json={"keys": [{"drawing": done}]}).json()["images"][0]
     assert decode_data_url(img).std() > 1
-    assert not list(data.rglob("*.tmp*"))  # atomic writes leave no temporary files
+    assert temporary_files(data) == []  # atomic writes leave no temporary files
 
 
 def test_projection_moves_the_latent_towards_the_drawing(make_client):
@@ -44,3 +44,32 @@ def test_projection_moves_the_latent_towards_the_drawing(make_client):
              .json()["images"]]
     white = np.full_like(img, 255).astype(int)
     assert np.abs(img.astype(int) - white).mean() < min(np.abs(s.astype(int) - white).mean() for s in seeds)
+
+
+def test_a_drawing_deleted_while_it_is_projected_leaves_no_orphans(make_client, tmp_path):
+    import threading
+
+    import torch
+
+    data = tmp_path / "data"
+    client = make_client(data)
+    jobs = client.app.state.studio.jobs
+    G = client.app.state.studio.engine.G
+    started, release = threading.Event(), threading.Event()
+
+    def slow_projector(drawing, budget_s):
+        started.set()
+        release.wait(20)
+        return torch.zeros(G.num_ws, G.w_dim)
+
+    jobs.projector = lambda: slow_projector
+    sent = client.post("/api/drawings", content=png_bytes(), headers={"content-type": "image/png"}).json()
+    assert started.wait(20)
+    admin = {"Authorization": "Bearer test-admin-token"}
+    assert client.delete(f"/api/admin/drawings/{sent['id']}", headers=admin).status_code == 200
+    release.set()
+    job = wait_for(lambda: (j := client.get(f"/api/jobs/{sent['job']}").json())["status"] == "failed" and j)
+    assert "deleted" in job["error"]
+    assert client.get("/api/gallery").json()["entries"] == []
+    assert client.app.state.studio.store.counts()["gallery"] == 0
+    assert not list((data / "latents").iterdir()) and not list((data / "drawings").iterdir())

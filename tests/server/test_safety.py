@@ -186,3 +186,31 @@ def test_event_loop_answers_while_an_upload_is_decoded(make_client, monkeypatch)
     release.set()
     upload.join(20)
     assert outcome["released"] and outcome["r"].status_code == 202
+
+
+def test_a_model_switch_survives_a_restart_while_its_folder_stays_allowed(make_client, tmp_path):
+    data, extra = tmp_path / "data", tmp_path / "extra"
+    G, _ = make_tiny(seed=3, resolution=16)
+    save_model(data / "models" / "small", G)
+    save_model(extra / "other", make_tiny(seed=4, resolution=64)[0])
+    first = make_client(data)
+    assert first.post("/api/admin/model", json={"path": "small"}, headers=ADMIN).status_code == 200
+    first.__exit__(None, None, None)
+    second = make_client(data, allowed_model_dirs=(str(extra),))
+    assert second.get("/api/model").json()["model"]["resolution"] == 16  # still the switched model
+    assert second.post("/api/admin/model", json={"path": str(extra / "other")}, headers=ADMIN).status_code == 200
+    second.__exit__(None, None, None)
+    third = make_client(data)  # started without --allow-models extra: that switch is not honoured
+    assert third.get("/api/model").json()["model"]["resolution"] == 32
+
+
+def test_model_switch_refuses_a_symlink_out_of_the_allowed_folder(make_client, tmp_path):
+    data = tmp_path / "data"
+    client = make_client(data)
+    outside = tmp_path / "elsewhere" / "model"
+    save_model(outside, make_tiny(seed=3, resolution=16)[0])
+    (data / "models" / "link").symlink_to(outside, target_is_directory=True)
+    r = client.post("/api/admin/model", json={"path": "link"}, headers=ADMIN)
+    assert r.status_code == 403 and "outside the allowed folders" in r.json()["detail"]
+    assert client.get("/api/model").json()["model"]["resolution"] == 32
+    assert client.app.state.studio.store.get_setting("model") is None

@@ -20,7 +20,7 @@ from .config import ServeConfig
 from .engine import Engine
 from .jobs import JobRunner
 from .middleware import ServerMiddleware
-from .safety import RateLimiter, make_admin_token
+from .safety import RateLimiter, allowed_model_dirs, check_model_path, make_admin_token
 from .store import NotFoundError, Store
 from .wall import Wall
 
@@ -62,8 +62,10 @@ def create_app(config: ServeConfig, model=None) -> FastAPI:
     @contextlib.asynccontextmanager
     async def lifespan(app: FastAPI):
         device = resolve_device(config.device)
-        loaded = model if model is not None else adapters.open_serving_model(config.model, device)
         store = Store(config.data_dir)
+        loaded = _switched_model(store, config, device)
+        if loaded is None:
+            loaded = model if model is not None else adapters.open_serving_model(config.model, device)
         engine = Engine(loaded, device, config.max_batch, config.max_wait_ms, config.batching)
         engine.latent_lookup = lambda drawing_id: _lookup_latent(store, drawing_id)
         studio = Studio(config, store, engine, JobRunner(store, engine, config), Wall(store, engine, config),
@@ -99,6 +101,22 @@ def examples_dir() -> Path | None:
         if (parent / "examples" / "spacewalk").is_dir():
             return parent / "examples"
     return None
+
+
+def _switched_model(store: Store, config: ServeConfig, device):
+    """The model an admin switched to before the last stop (None if none, or if it cannot be served now: its
+    folder is no longer allowed, or it fails to load; the configured model is served then, with a warning)."""
+    saved = store.get_setting("model")
+    if not saved:
+        return None
+    try:
+        path = check_model_path(saved, allowed_model_dirs(config))  # the folders allowed by *this* start
+        loaded = adapters.open_serving_model(str(path), device)
+    except Exception as exc:  # noqa: BLE001 - one line in the log; the server still starts
+        log.warning("not serving the switched model %s again: %s", saved, getattr(exc, "detail", None) or exc)
+        return None
+    log.warning("serving %s (switched to by an admin before the last stop)", path)
+    return loaded
 
 
 def _lookup_latent(store: Store, drawing_id: str):

@@ -84,10 +84,8 @@ class JobRunner:
             drawing = img.convert("RGB")
         ws = self.projector()(drawing, self.config.project_budget_s)
         adapters.save_latent(self.store.latent_path(drawing_id), ws)
-        if job["params"].get("wall", True):
-            self.store.add_to_gallery(drawing_id)
-        else:
-            self.store.set_drawing_status(drawing_id, "done")
+        if not self.store.finish_projection(drawing_id, job["params"].get("wall", True)):
+            raise UserError(f"drawing {drawing_id} was deleted while it was projected")
         return {"drawing_id": drawing_id, "latent": f"/api/drawings/{drawing_id}/latent"}
 
     def projector(self) -> adapters.DrawingProjector:

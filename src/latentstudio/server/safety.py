@@ -115,6 +115,14 @@ def check_admin(request: Request, token: str) -> None:
         raise HTTPException(403, "admin action: wrong admin token")
 
 
+def allowed_model_dirs(config) -> list[Path]:
+    """Folders a model may be switched to from: DATA/models, the built-in model's folder, --allow-models."""
+    from ..io.registry import default_model_path
+
+    return [Path(config.data_dir) / "models", default_model_path().parent,
+            *(Path(p) for p in config.allowed_model_dirs)]
+
+
 def check_model_path(text: str, allowed: list[Path]) -> Path:
     """Resolve a model path and make sure it lies inside one of the allowed folders (symlinks resolved)."""
     try:

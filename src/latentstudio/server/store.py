@@ -11,6 +11,7 @@ transactions after their files exist, so a crash or a restart never leaves a row
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import sqlite3
@@ -30,6 +31,7 @@ CREATE TABLE IF NOT EXISTS jobs (
     params TEXT NOT NULL, result TEXT, error TEXT, progress REAL NOT NULL DEFAULT 0);
 CREATE TABLE IF NOT EXISTS gallery (
     id TEXT PRIMARY KEY, added REAL NOT NULL, drawing_id TEXT NOT NULL);
+CREATE TABLE IF NOT EXISTS settings (key TEXT PRIMARY KEY, value TEXT NOT NULL);
 CREATE INDEX IF NOT EXISTS jobs_status ON jobs(status);
 """
 
@@ -69,22 +71,39 @@ class Store:
         self.db.execute("PRAGMA journal_mode=WAL")
         self.db.execute("PRAGMA synchronous=NORMAL")
         self.db.executescript(SCHEMA)
-        self.version = 0  # bumped on every gallery change; the wall rebuilds its walk when it moves
+        self._version = 0  # bumped on every gallery change; the wall rebuilds its walk when it moves
 
     def close(self) -> None:
         with self.lock:
             self.db.close()
 
-    def _tx(self, statements: list[tuple[str, tuple]]) -> None:
+    @property
+    def version(self) -> int:
+        return self._version
+
+    def bump_version(self) -> int:
+        """Tell the wall that what it shows changed (the gallery, or the model its latents belong to)."""
+        with self.lock:  # += from the event loop and the job thread at once would lose a bump
+            self._version += 1
+            return self._version
+
+    @contextlib.contextmanager
+    def _transaction(self):
+        """The connection inside BEGIN IMMEDIATE ... COMMIT under the lock (ROLLBACK on any error). Callers
+        bump self._version inside it so that readers never see the new rows with the old version."""
         with self.lock:
             self.db.execute("BEGIN IMMEDIATE")
             try:
-                for sql, args in statements:
-                    self.db.execute(sql, args)
+                yield self.db
                 self.db.execute("COMMIT")
             except BaseException:
                 self.db.execute("ROLLBACK")
                 raise
+
+    def _tx(self, statements: list[tuple[str, tuple]]) -> None:
+        with self._transaction() as db:
+            for sql, args in statements:
+                db.execute(sql, args)
 
     def _all(self, sql: str, args: tuple = ()) -> list[dict]:
         with self.lock:
@@ -133,30 +152,46 @@ class Store:
     def delete_drawing(self, drawing_id: str) -> bool:
         if self.get_drawing(drawing_id) is None:
             return False
-        self._tx([("DELETE FROM gallery WHERE drawing_id=?", (drawing_id,)),
-                  ("DELETE FROM drawings WHERE id=?", (drawing_id,))])
+        with self._transaction() as db:
+            db.execute("DELETE FROM gallery WHERE drawing_id=?", (drawing_id,))
+            db.execute("DELETE FROM drawings WHERE id=?", (drawing_id,))
+            self._version += 1
         for path in (self.drawing_path(drawing_id), self.latent_path(drawing_id)):
             path.unlink(missing_ok=True)
-        self.version += 1
         return True
 
     # ---- gallery ----------------------------------------------------------------------------------------
-    def add_to_gallery(self, drawing_id: str) -> str:
-        entry = new_id()
-        self._tx([("INSERT INTO gallery (id, added, drawing_id) VALUES (?,?,?)", (entry, time.time(), drawing_id)),
-                  ("UPDATE drawings SET status='done' WHERE id=?", (drawing_id,))])
-        self.version += 1
-        return entry
+    def finish_projection(self, drawing_id: str, wall: bool) -> bool:
+        """Mark a projected drawing done (and put it on the wall) in one transaction, if it still exists: an
+        admin may delete it while it is projected. False (and its latent file removed) when it is gone."""
+        with self._transaction() as db:
+            done = db.execute("UPDATE drawings SET status='done', error=NULL WHERE id=?", (drawing_id,)).rowcount
+            if done and wall:
+                db.execute("INSERT INTO gallery (id, added, drawing_id) VALUES (?,?,?)",
+                           (new_id(), time.time(), drawing_id))
+                self._version += 1
+        if not done:
+            self.latent_path(drawing_id).unlink(missing_ok=True)
+        return bool(done)
 
     def gallery(self) -> list[dict]:
         return self._all("SELECT g.id, g.added, g.drawing_id FROM gallery g JOIN drawings d ON d.id = g.drawing_id "
                          "ORDER BY g.added")
 
     def clear_gallery(self) -> int:
-        n = len(self.gallery())
-        self._tx([("DELETE FROM gallery", ())])
-        self.version += 1
+        with self._transaction() as db:
+            n = db.execute("DELETE FROM gallery").rowcount
+            self._version += 1
         return n
+
+    # ---- settings (what admins changed at run time, kept across restarts) -------------------------------------
+    def get_setting(self, key: str) -> str | None:
+        row = self._one("SELECT value FROM settings WHERE key=?", (key,))
+        return row["value"] if row else None
+
+    def set_setting(self, key: str, value: str) -> None:
+        self._tx([("INSERT INTO settings (key, value) VALUES (?, ?) "
+                   "ON CONFLICT(key) DO UPDATE SET value=excluded.value", (key, value))])
 
     # ---- jobs -------------------------------------------------------------------------------------------
     def add_job(self, kind: str, params: dict) -> str:
