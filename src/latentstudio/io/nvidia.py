@@ -108,8 +108,13 @@ def _collect_pt_tensors(obj: PersistentObject, prefix: str = "") -> dict[str, to
     return out
 
 
+# Constructor arguments that only choose a memory layout (train.py --nhwc), not the numbers computed.
+_PT_LAYOUT_ONLY = ("fp16_channels_last",)
+
+
 def _sub(config_cls, data: dict | None, where: str):
-    data = {k: (tuple(v) if isinstance(v, list) else v) for k, v in dict(data or {}).items()}
+    data = {k: (tuple(v) if isinstance(v, list) else v) for k, v in dict(data or {}).items()
+            if k not in _PT_LAYOUT_ONLY}
     return config_cls.from_dict(data, where=where)
 
 
@@ -122,8 +127,8 @@ def _pt_generator_config(kw: dict) -> GeneratorConfig:
 
 
 def _pt_discriminator_config(kw: dict) -> DiscriminatorConfig:
-    top = {k: v for k, v in kw.items() if k not in ("block_kwargs", "mapping_kwargs", "epilogue_kwargs")}
-    top.pop("class_name", None)
+    nested = ("block_kwargs", "mapping_kwargs", "epilogue_kwargs", "class_name") + _PT_LAYOUT_ONLY
+    top = {k: v for k, v in kw.items() if k not in nested}
     return DiscriminatorConfig(
         **top, block=_sub(DBlockConfig, kw.get("block_kwargs"), "block_kwargs"),
         mapping=_sub(DMappingConfig, kw.get("mapping_kwargs"), "mapping_kwargs"),
@@ -181,6 +186,10 @@ def _tf_generator(net: TFNetwork, path: Path) -> Generator:
                img_resolution=res, img_channels=kw("num_channels", 3))
     kw.check()
     params = _tf_params(net)
+    if any(name.endswith("LabelConcat/weight") for name in params):
+        raise ModelFormatError(f"{path}: a conditional model of the original TensorFlow StyleGAN2 (labels joined by "
+                               "LabelConcat, without normalisation) is a different network; only StyleGAN2-ADA's "
+                               "LabelEmbed conditioning is supported")
     for name, value in list(params.items()):
         m = re.fullmatch(r"(?:synthesis/)?ToRGB_lod(\d+)/(.*)", name)
         if m:  # progressive-growing layout: one ToRGB per level, only the last one is used
@@ -233,7 +242,9 @@ def _tf_discriminator(net: TFNetwork, path: Path) -> Discriminator:
         mapping=DMappingConfig(num_layers=kw("mapping_layers", 0), embed_features=kw("mapping_fmaps"),
                                layer_features=kw("mapping_fmaps"), activation=kw("nonlinearity", "lrelu"),
                                lr_multiplier=kw("mapping_lrmul", 0.1)),
-        epilogue=EpilogueConfig(mbstd_group_size=kw("mbstd_group_size"),
+        # TF's D default group is 4 (pickles store only what a run set; NVIDIA's legacy.py reads a missing
+        # value as None = the whole batch, which changes D's output for batches above 4).
+        epilogue=EpilogueConfig(mbstd_group_size=kw("mbstd_group_size", 4),
                                 mbstd_num_channels=kw("mbstd_num_features", 1),
                                 activation=kw("nonlinearity", "lrelu")))
     kw.check()
