@@ -64,6 +64,11 @@ def test_noise_loop_is_the_exhibitions_loop(tiny_nets, space_name):
     # Linear between stops: equal steps inside each segment, including the closing one back to the centre.
     diffs = frames[1:] - frames[:-1]
     assert torch.allclose(diffs[0], diffs[29], atol=1e-5) and torch.allclose(diffs[180], diffs[209], atol=1e-5)
+    # The seam, without wrapping frame indices: the last frame is not the first (no repeated frame when the
+    # video repeats), and the step from it to frame 0 is one more step of the closing segment (no jump).
+    last = loop.latents(np.array([loop.frames - 1]))[0]
+    assert not torch.allclose(last, centre, atol=1e-3)
+    assert torch.allclose(centre - last, diffs[180], atol=1e-5)
 
 
 def test_circle_closes_passes_through_keys_and_keeps_unit_variance(tiny_nets):
@@ -74,6 +79,9 @@ def test_circle_closes_passes_through_keys_and_keeps_unit_variance(tiny_nets):
     frames = seg.latents(np.arange(40))
     assert torch.allclose(frames[0], z[0], atol=1e-6) and torch.allclose(frames[10], z[1], atol=1e-5)
     assert torch.allclose(seg.end(), frames[0]) and torch.allclose(seg.latents(np.array([40]))[0], frames[0])
+    steps = (frames[1:] - frames[:-1]).norm(dim=1)
+    seam = (frames[0] - frames[39]).norm()  # no wrapped index: the last frame, then the first again
+    assert seam > 0.1 and abs(seam / steps.median() - 1) < 0.05  # one ordinary step: no repeat, no jump
     stds = frames.std(dim=1)
     assert torch.all((stds > 0.95) & (stds < 1.05))  # cos²+sin² = 1: every frame is a unit Gaussian
     lerp_mid = (z[0] + z[1]) / 2
@@ -90,18 +98,31 @@ def test_spacewalk_is_continuous_anchored_and_loops(tiny_nets, loop):
     space = LatentSpace("w")
     centre = keys(G, space, "4")[0]
     walk = spacewalk(centre, space, frames=400, radius=0.5, speed=0.02, loop=loop, seed=2)
-    frames = walk.latents(np.arange(401))
+    frames = walk.latents(np.arange(400))
     assert torch.allclose(frames[0], centre, atol=1e-6)  # anchored: starts on the key
     offsets = (frames - centre)[:, 0]  # W: the same offset on every layer
     assert torch.allclose(frames - centre, offsets[:, None].expand_as(frames - centre))
-    steps = (offsets[1:] - offsets[:-1]).abs()
-    spread = offsets.std(dim=0).mean()
-    assert 0.2 < spread < 1.2  # moves about `radius` ...
-    assert steps.max() < 0.25 and steps.mean() < 0.05  # ... in small steps (no jumps)
+    rms = lambda d: d.pow(2).mean(-1).sqrt()  # per dimension
+    steps = rms(offsets[1:] - offsets[:-1])
+    assert steps.max() < 2.5 * steps.median() and steps.median() < 0.03  # small, even steps: no jumps
+    seam = rms(offsets[0] - offsets[399])  # the last frame, then the first (no wrapped index)
     if loop:
-        assert torch.allclose(frames[400], frames[0], atol=1e-6)  # the frame after the last is the first
+        assert seam > 0.3 * steps.median() and seam < 2 * steps.median()  # no repeated frame, no jump
+        assert torch.allclose(walk.end(), frames[0], atol=1e-6)  # the frame after the last is the first
     else:
-        assert not torch.allclose(frames[400], frames[0], atol=1e-2)
+        assert seam > 10 * steps.median()
+
+
+@pytest.mark.parametrize("loop,anchored", [(False, True), (True, True), (False, False)])
+def test_spacewalk_radius_is_the_sigma_of_the_offset(loop, anchored):
+    space = LatentSpace("z")
+    centre = torch.zeros(256)
+    walk = spacewalk(centre, space, frames=2000, radius=0.7, speed=0.1, loop=loop, seed=3, anchored=anchored)
+    offsets = walk.latents(np.arange(2000)) - centre
+    assert (offsets[0].abs().max() == 0) == anchored
+    # Anchored walks start at 0; 100 frames (10 noise units) on, either way round a loop, σ is the radius.
+    away = offsets[100:1900] if anchored else offsets
+    assert abs(away.std().item() / 0.7 - 1) < 0.06
 
 
 def test_hold_and_bad_arguments(tiny_nets):

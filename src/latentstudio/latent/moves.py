@@ -126,18 +126,20 @@ class NoiseLoop(Segment):
 
 @dataclasses.dataclass(frozen=True, eq=False)
 class Spacewalk(Segment):
-    """centre + radius · (noise(t) [- noise(0) when anchored]), one smooth noise curve per dimension."""
+    """centre + radius · noise(t), one smooth noise curve (σ 1) per dimension; anchored walks use
+    (noise(t) - noise(0)) / √2 instead, which starts on the centre and still has σ 1 once the walk has
+    moved past the noise's reach from its start (two far-apart noise values are independent)."""
 
     centre: torch.Tensor
     field: NoiseField
     radius: float
     noise_shape: tuple
-    anchored: bool = True
+    start: np.ndarray | None = None  # noise(0) [1, size] for anchored walks
 
     def _noise(self, idx) -> torch.Tensor:
         values = self.field(np.asarray(idx))
-        if self.anchored:
-            values = values - self.field(np.zeros(1))
+        if self.start is not None:
+            values = (values - self.start) / math.sqrt(2)
         noise = torch.from_numpy(values.astype(np.float32)).reshape(-1, *self.noise_shape)
         return noise.expand(-1, *self.centre.shape)
 
@@ -215,9 +217,11 @@ def spacewalk(centre: torch.Tensor, space: LatentSpace, frames: int = 300, radiu
               noise: str = "opensimplex") -> Spacewalk:
     """The school's spacewalk: every dimension drifts along its own OpenSimplex noise curve around the centre.
 
-    `radius` is the σ of the drift (noise σ ≈ 1), `speed` how far along the noise each frame moves (about
+    `radius` is the σ of the offset from the centre, `speed` how far along the noise each frame moves (about
     0.9/speed frames from one extreme to the next). `loop` samples the noise on a circle so the walk closes
-    after `frames`; `anchored` starts (and, looping, ends) exactly at the centre. `seed` is the OpenSimplex
+    after `frames`. `anchored` starts (and, looping, ends) exactly at the centre; its offset grows to σ
+    `radius` within a few swings of the start (a short, slow loop stays closer: it never gets far from its
+    start along the noise). `seed` is the OpenSimplex
     seed: the noise is `opensimplex.OpenSimplex(seed).noise3` of the PyPI package, along the paths of
     `latent.simplex.NoiseField`.
     """
@@ -229,7 +233,7 @@ def spacewalk(centre: torch.Tensor, space: LatentSpace, frames: int = 300, radiu
     info = {"move": "spacewalk", "radius": radius, "speed": speed, "loop": loop, "seed": seed,
             "anchored": anchored, "noise": noise}
     return Spacewalk(frames=frames, info=info, centre=centre, field=field, radius=radius, noise_shape=shape,
-                     anchored=anchored)
+                     start=field(np.zeros(1)) if anchored else None)
 
 
 def circle(a: torch.Tensor, b: torch.Tensor | None, space: LatentSpace, G, frames: int = 300,

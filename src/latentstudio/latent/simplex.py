@@ -186,14 +186,20 @@ class NoiseField:
     (speed · frame, 0, 0) + c_d, a looping one (`loop_frames` frames) around a circle,
     (R cos θ, R sin θ, 0) + c_d with θ = 2π frame / loop_frames and R = speed · loop_frames / 2π (the same
     speed, and it comes back exactly to where it started). The centres c_d lie on a grid in the y-z plane,
-    3 apart (further along y for circles, 2R + 3), so no two dimensions ever share a lattice vertex at the
-    same time: their curves are uncorrelated. The grid fits in one period of the noise's lattice hash for
-    tens of thousands of dimensions (curves repeat beyond that: 42,000 for open walks, fewer for very long
-    loops). Each centre has a small jitter so the dimensions sample the lattice cells evenly.
+    4 apart (further along y for circles: 2R + 4), each moved by up to 1 in x, y and z (a low-discrepancy
+    sequence): at least 3 apart, more than the 2√2 within which two points share a lattice vertex, so no
+    two dimensions share a vertex at the same time and their curves are uncorrelated; and the moves put
+    the paths at all positions within the lattice's cells (on the grid alone they would all run through
+    lattice vertices and along symmetry planes, where the noise is weaker). The grid fits in one period of
+    the lattice hash for tens of thousands of dimensions (curves repeat beyond: 23,000 for open walks,
+    fewer for very long loops).
     """
 
-    ROWS = 83  # centres per column along z: 3 apart, within 250 of the 256-unit hash period
-    PERIOD_Y = 1536  # the hash repeats every 1536 units along y at x = 0 and fixed z
+    ROWS = 62  # centres per column along z, 4 apart: within 250, inside the hash's 256-unit period along z
+    PERIOD_Y = 1536  # the hash repeats every 1536 units along y (at fixed x and z)
+    SPACING = 4.0
+    # Additive recurrence with the powers of 1/1.2207... (x⁴ = x + 1): evenly spread points in the unit cube.
+    SPREAD = np.array([0.8191725134, 0.6710436067, 0.5497004779])
 
     def __init__(self, size: int, speed: float, seed: int = 0, loop_frames: int | None = None,
                  noise: str = "opensimplex"):
@@ -205,15 +211,14 @@ class NoiseField:
         self.size, self.speed, self.loop_frames, self.noise = size, float(speed), loop_frames, noise
         self.radius = self.speed * loop_frames / (2 * np.pi) if loop_frames else 0.0
         self.opensimplex = OpenSimplex3(seed)
-        self.centres = self._centres(size, max(3.0, 2 * self.radius + 3.0))
+        self.centres = self._centres(size, self.SPACING + 2 * self.radius)
 
     @classmethod
     def _centres(cls, size: int, gap: float) -> np.ndarray:
-        columns = max(1, int(cls.PERIOD_Y // gap))
+        columns = max(1, int((cls.PERIOD_Y - 1) // gap))
         d = np.arange(size) % (cls.ROWS * columns)
-        jitter = np.mod(np.arange(size)[:, None] * np.array([0.6180339887, 0.7548776662]), 1.0) * 0.15
-        return np.stack([np.zeros(size), gap * (d // cls.ROWS) + jitter[:, 0], 3.0 * (d % cls.ROWS) + jitter[:, 1]],
-                        axis=1)
+        grid = np.stack([np.zeros(size), gap * (d // cls.ROWS), cls.SPACING * (d % cls.ROWS)], axis=1)
+        return grid + np.mod(np.arange(1, size + 1)[:, None] * cls.SPREAD, 1.0)
 
     def time_coords(self, frames: np.ndarray) -> np.ndarray:
         """[n, 3] positions along the path (before adding a dimension's centre) for frame indices."""
