@@ -215,3 +215,14 @@ def test_walk_over_an_unknown_drawing_reports_an_error_and_keeps_the_socket(clie
         ws.send_json({"keys": [{"seed": 1}, {"seed": 2}], "frames": 4, "fps": 30})
         assert ws.receive_json()["type"] == "walk"
         assert ws.receive_bytes()[:3] == b"\xff\xd8\xff"  # the same socket goes on streaming
+
+
+def test_render_jobs_refuse_walks_over_the_frame_limit_and_are_rate_limited(make_client):
+    client = make_client(max_render_frames=50, job_burst=2, job_rate=0.01, start_jobs=False)
+    r = client.post("/api/render", json={"keys": [{"seed": 1}, {"seed": 2}], "frames": 60})
+    assert r.status_code == 422 and "61 frames" in r.json()["detail"] and "50" in r.json()["detail"]
+    ok = {"keys": [{"seed": 1}, {"seed": 2}], "frames": 10}
+    assert client.post("/api/render", json=ok).status_code == 202
+    r = client.post("/api/render", json=ok)
+    assert r.status_code == 429 and int(r.headers["retry-after"]) >= 1
+    assert client.app.state.studio.store.counts()["jobs"] == 1

@@ -73,3 +73,31 @@ def test_a_drawing_deleted_while_it_is_projected_leaves_no_orphans(make_client, 
     assert client.get("/api/gallery").json()["entries"] == []
     assert client.app.state.studio.store.counts()["gallery"] == 0
     assert not list((data / "latents").iterdir()) and not list((data / "drawings").iterdir())
+
+
+def test_a_render_job_left_pending_runs_after_a_restart(make_client, tmp_path):
+    data = tmp_path / "data"
+    first = make_client(data, start_jobs=False)
+    job = first.post("/api/render", json={"keys": [{"seed": 1}, {"seed": 2}], "frames": 6, "fps": 10}).json()["job"]
+    assert first.get(f"/api/jobs/{job}").json()["status"] == "queued"
+    first.__exit__(None, None, None)
+    second = make_client(data)
+    status = wait_for(lambda: (s := second.get(f"/api/jobs/{job}").json())["status"] in ("done", "failed") and s)
+    assert status["status"] == "done" and status["result"]["frames"] == 7
+    assert second.get(f"/api/jobs/{job}/video").content[4:8] == b"ftyp"
+
+
+def test_stopping_the_server_stops_a_render_between_batches_and_requeues_it(make_client, tmp_path):
+    import time
+
+    data = tmp_path / "data"
+    first = make_client(data)
+    spec = {"keys": [{"seed": 1}, {"seed": 2}], "mode": "interpolate", "frames": 1000, "fps": 24}
+    job = first.post("/api/render", json=spec).json()["job"]
+    wait_for(lambda: first.get(f"/api/jobs/{job}").json()["progress"] > 0)
+    t = time.monotonic()
+    first.__exit__(None, None, None)  # lifespan shutdown: JobRunner.stop
+    assert time.monotonic() - t < 15  # far less than the whole 1001-frame render
+    second = make_client(data, start_jobs=False)
+    assert second.get(f"/api/jobs/{job}").json()["status"] == "queued"
+    assert not (data / "renders" / f"{job}.mp4").exists() and temporary_files(data) == []

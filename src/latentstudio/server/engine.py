@@ -100,6 +100,18 @@ class Engine:
     async def render(self, item: GenItem):
         return await self.batcher.submit(item)
 
+    async def render_many(self, items: Sequence[GenItem]) -> list:
+        """Several images in one model-thread hop (one forward pass), outside the batcher: for callers that
+        already have a batch (wall frames rendered ahead)."""
+        return await self.call(self.run_batch, list(items))
+
+    @torch.no_grad()
+    def render_frames(self, tl, start: int, stop: int) -> np.ndarray:
+        """Model thread: uint8 RGB frames [B, H, W, 3] of timeline frames start .. stop-1 (render jobs)."""
+        ws = tl.latents(np.arange(start, stop)).to(self.device, torch.float32)
+        frames = to_uint8(self.G.synthesis(ws, noise_mode="const"))
+        return frames if frames.shape[-1] == 3 else frames.repeat(3, axis=-1)
+
     @torch.no_grad()
     def run_batch(self, items: Sequence[GenItem]) -> list:
         """Model thread: map the z items (grouped by truncation), synthesise everything in one pass, encode."""

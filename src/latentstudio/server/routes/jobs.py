@@ -4,7 +4,9 @@ from __future__ import annotations
 
 from fastapi import APIRouter, HTTPException, Path, Request
 from fastapi.responses import FileResponse
+from starlette.concurrency import run_in_threadpool
 
+from ..jobs import walk_timeline
 from ..safety import client_id
 from ..schemas import RenderBody
 from ..store import NotFoundError
@@ -34,8 +36,11 @@ async def render(body: RenderBody, request: Request) -> dict:
     s.limiter.check(client_id(request), "job", s.config.job_rate, s.config.job_burst)
     spec = body.model_dump(exclude_none=True)
     spec["keys"] = [k.model_dump(exclude_none=True) for k in body.keys]
-    await s.engine.call(lambda: [s.engine.resolve(k, s.config.truncation) for k in spec["keys"]])  # 4xx now
-    job_id = s.store.add_job("render", spec)
+    tl = await s.engine.call(walk_timeline, s.engine, spec, s.config.truncation)  # unknown keys: 4xx now
+    if tl.frames > s.config.max_render_frames:
+        raise HTTPException(422, f"the walk has {tl.frames} frames; this server renders at most "
+                                 f"{s.config.max_render_frames} (fewer keys, frames or stops)")
+    job_id = await run_in_threadpool(s.store.add_job, "render", spec)
     s.jobs.submit(job_id)
     return {"job": job_id, "status": "queued", "job_url": f"/api/jobs/{job_id}"}
 
