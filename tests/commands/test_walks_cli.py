@@ -1,5 +1,6 @@
 """walk, neighbours and render on the command line (tiny model, a few frames each)."""
 
+import inspect
 import json
 
 import numpy as np
@@ -7,9 +8,11 @@ import pytest
 import torch
 from PIL import Image
 
-from latentstudio.cli import main
+from latentstudio.cli import build_parser, main
 from latentstudio.latent.io import load_ws
+from latentstudio.latent.moves import noise_loop
 from latentstudio.latent.seeds import z_from_seeds
+from latentstudio.latent.timeline_spec import NoiseLoopSpec
 from latentstudio.render.images import to_uint8
 
 av = pytest.importorskip("av")
@@ -114,3 +117,8 @@ def test_bad_input_is_one_line_and_exit_2(tiny_model_dir, tmp_path, monkeypatch,
     err = capsys.readouterr().err.strip()
     assert needle in err and len(err.splitlines()) == 1
     assert not (tmp_path / "x.mp4").exists()
+
+
+def test_noise_loop_sigma_has_one_default():
+    cli = build_parser().parse_args(["walk", "--move", "noise-loop", "--out", "x.mp4"]).sigma
+    assert cli == NoiseLoopSpec().sigma == inspect.signature(noise_loop).parameters["sigma"].default == 0.3

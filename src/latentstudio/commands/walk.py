@@ -66,6 +66,7 @@ def render_settings(args, base: dict | None = None):
 
 
 def register(sub) -> None:
+    from ..latent.moves import NOISE_LOOP_SIGMA
     from ..latent.simplex import NOISES
 
     p = add_command(sub, "walk", "walk through keys (seeds, .npz latents) with one move and write a video",
@@ -79,7 +80,7 @@ def register(sub) -> None:
                    help="interpolate: frames per pair (150); noise-loop: frames per stop (30); spacewalk and "
                         "circle: frames in all (300)" + OWN_DEFAULT)
     p.add_argument("--stops", type=positive_int, default=7, help="noise-loop: number of stops")
-    p.add_argument("--sigma", type=float, default=0.3, help="noise-loop: σ of each step between stops")
+    p.add_argument("--sigma", type=float, default=NOISE_LOOP_SIGMA, help="noise-loop: σ of each step between stops")
     p.add_argument("--mode", choices=("linear", "slerp"), default="linear", help="interpolate: linear or spherical")
     p.add_argument("--easing", choices=("linear", "ease-in", "ease-out", "ease-in-out", "smoothstep"),
                    default="linear", help="interpolate / noise-loop: speed curve within each segment")

@@ -22,6 +22,7 @@ from .simplex import NoiseField
 from .space import LatentSpace
 
 EASINGS = ("linear", "ease-in", "ease-out", "ease-in-out", "smoothstep")
+NOISE_LOOP_SIGMA = 0.3  # σ of a noise loop's step between stops, everywhere (library, CLI, timeline files)
 MODES = ("linear", "slerp")
 
 
@@ -195,8 +196,8 @@ def interpolation(a: torch.Tensor, b: torch.Tensor, frames: int = 150, mode: str
                          start=a, stop=b, mode=mode, easing=easing, origin=origin)
 
 
-def noise_loop(centre: torch.Tensor, space: LatentSpace, stops: int = 7, frames: int = 30, sigma: float = 0.5,
-               seed: int = 0, easing: str = "linear") -> NoiseLoop:
+def noise_loop(centre: torch.Tensor, space: LatentSpace, stops: int = 7, frames: int = 30,
+               sigma: float = NOISE_LOOP_SIGMA, seed: int = 0, easing: str = "linear") -> NoiseLoop:
     """The exhibition's loop: stop 0 is the centre, stop k = stop k-1 + σ·ε_k (ε Gaussian, in W one vector for
     all layers), `frames` frames of interpolation from each stop to the next and from the last back to the
     centre: stops × frames frames in all."""

@@ -25,7 +25,7 @@ import yaml
 from ..config import Config, ConfigError
 from ..errors import UserError
 from .keys import parse_key, resolve_one
-from .moves import circle, hold, interpolation, noise_loop, spacewalk
+from .moves import NOISE_LOOP_SIGMA, circle, hold, interpolation, noise_loop, spacewalk
 from .space import LatentSpace
 from .timeline import Timeline
 
@@ -45,7 +45,7 @@ class NoiseLoopSpec(Config):
     key: str | int | None = None
     stops: int = 7
     frames: int = 30  # per stop: stops x frames frames in all
-    sigma: float = 0.3  # σ of the Gaussian step from one stop to the next
+    sigma: float = NOISE_LOOP_SIGMA  # σ of the Gaussian step from one stop to the next
     easing: str = "linear"
     seed: int | None = None
 
