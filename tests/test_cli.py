@@ -7,6 +7,7 @@ import pytest
 from PIL import Image
 
 from latentstudio.cli import COMMANDS, main
+from latentstudio.io.model_dir import save_model
 
 from .helpers import make_tiny
 from .io.nvidia_fixtures import write_tf_pickle
@@ -26,6 +27,76 @@ def test_generate_writes_pngs_grid_and_record(tiny_model_dir, tmp_path, capsys):
     out2 = tmp_path / "gen2"
     main(["generate", str(tiny_model_dir), "--seeds", "7", "--trunc", "0.7", "--out", str(out2)])
     assert np.array_equal(np.asarray(Image.open(out2 / "seed0007.png")), np.asarray(Image.open(out / "seed0007.png")))
+
+
+@pytest.fixture(scope="module")
+def cond_model_dir(tmp_path_factory):
+    G, D = make_tiny(seed=21, c_dim=3)
+    return save_model(tmp_path_factory.mktemp("models") / "cond", G, D=D, provenance={"source": "tests"})
+
+
+def _pixels(path):
+    return np.asarray(Image.open(path), dtype=np.int16)
+
+
+def test_generate_class_on_a_conditional_model(cond_model_dir, tmp_path, capsys):
+    outs = []
+    for idx in (0, 2):
+        out = tmp_path / f"class{idx}"
+        assert main(["generate", str(cond_model_dir), "--seeds", "3", "--class", str(idx), "--out", str(out)]) == 0
+        outs.append(_pixels(out / "seed0003.png"))
+    assert not np.array_equal(outs[0], outs[1])  # the class changes the image of the same seed
+    for argv, needle in ((["--class", "3"], "--class 3: this model has classes 0..2"),
+                         ([], "--class: this model is conditional")):
+        assert main(["generate", str(cond_model_dir), "--seeds", "3", "--out", str(tmp_path / "bad"), *argv]) == 2
+        err = capsys.readouterr().err.strip()
+        assert needle in err and len(err.splitlines()) == 1
+    assert not (tmp_path / "bad" / "seed0003.png").exists()
+
+
+def test_generate_class_on_an_unconditional_model_is_refused(tiny_model_dir, tmp_path, capsys):
+    assert main(["generate", str(tiny_model_dir), "--class", "0", "--out", str(tmp_path / "x")]) == 2
+    assert "unconditional" in capsys.readouterr().err
+
+
+def test_generate_noise_modes(tiny_model_dir, tmp_path):
+    def render(mode, name, *extra):
+        out = tmp_path / name
+        assert main(["generate", str(tiny_model_dir), "--seeds", "1", "--noise-mode", mode, "--out", str(out),
+                     *extra]) == 0
+        return _pixels(out / "seed0001.png"), json.loads((out / "generate.json").read_text())["noise_seed"]
+
+    (r1, s1), (r2, s2) = render("random", "r1"), render("random", "r2")
+    assert s1 != s2 and not np.array_equal(r1, r2)  # fresh noise each run
+    r3, _ = render("random", "r3", "--noise-seed", str(s1))
+    assert np.array_equal(r1, r3)  # the recorded seed repeats a run
+    for mode in ("none", "const"):
+        a, _ = render(mode, f"{mode}1")
+        b, _ = render(mode, f"{mode}2")
+        assert np.array_equal(a, b) and not np.array_equal(a, r1)
+    assert not np.array_equal(render("none", "n3")[0], render("const", "c3")[0])
+
+
+def test_generate_grayscale_writes_mode_L_pngs(tmp_path):
+    G, D = make_tiny(seed=22, img_channels=1)
+    model = save_model(tmp_path / "gray", G, D=D)
+    out = tmp_path / "out"
+    assert main(["generate", str(model), "--seeds", "0-1", "--out", str(out), "--grid"]) == 0
+    img = Image.open(out / "seed0000.png")
+    assert img.mode == "L" and img.size == (32, 32)
+
+
+def test_grid_has_a_label_band_with_text(tiny_model_dir, tmp_path):
+    out = tmp_path / "grid"
+    assert main(["generate", str(tiny_model_dir), "--seeds", "0-3", "--out", str(out), "--grid"]) == 0
+    grid = np.asarray(Image.open(out / "grid.png").convert("L"))
+    tile, pad = 32, 2
+    band = grid.shape[0] // 2 - (tile + pad)  # 2 x 2 tiles; each row = pad + tile + label band
+    assert grid.shape[1] == 2 * (tile + pad) + pad and band >= 8, grid.shape
+    seed0 = np.asarray(Image.open(out / "seed0000.png").convert("L"))
+    assert np.array_equal(grid[pad:pad + tile, pad:pad + tile], seed0)
+    label = grid[pad + tile:pad + tile + band, pad:pad + tile]
+    assert (label < 128).sum() > 5  # dark text on the white band under the image
 
 
 def test_info_prints_facts(tiny_model_dir, tiny_nets, capsys):
@@ -90,7 +161,9 @@ def test_help_shows_defaults_and_example(name, capsys):
         main([name, "--help"])
     assert exc.value.code == 0
     text = capsys.readouterr().out
-    assert "example:" in text and "latentstudio " + name in text
+    assert "(default:" in text
+    example = text.split("example:", 1)[1].strip().splitlines()[0].strip()
+    assert example.startswith(f"latentstudio {name} "), example
 
 
 def test_train_command_end_to_end(tmp_path, capsys):

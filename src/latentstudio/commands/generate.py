@@ -13,7 +13,10 @@ def register(sub) -> None:
     p.add_argument("--trunc", type=float, default=1.0, help="truncation psi (1 = none, lower = closer to average)")
     p.add_argument("--trunc-cutoff", type=int, default=None, help="truncate only the first N ws (default: all)")
     p.add_argument("--class", dest="class_idx", type=int, default=None, help="class index (conditional models)")
-    p.add_argument("--noise-mode", choices=("const", "random", "none"), default="const", help="per-pixel noise")
+    p.add_argument("--noise-mode", choices=("const", "random", "none"), default="const",
+                   help="per-pixel noise: the model's fixed noise, fresh noise, or none")
+    p.add_argument("--noise-seed", type=int, default=None,
+                   help="seed of the random noise (default: a new one each run, written to generate.json)")
     p.add_argument("--out", required=True, help="output directory")
     p.add_argument("--grid", action="store_true", help="also write grid.png with every image labelled by seed")
     p.add_argument("--batch", type=positive_int, default=8, help="images per forward pass")
@@ -22,6 +25,8 @@ def register(sub) -> None:
 
 
 def run(args) -> int:
+    import secrets
+
     import torch
 
     from ..io.registry import open_model
@@ -32,7 +37,9 @@ def run(args) -> int:
     seeds = parse_seeds(args.seeds)
     out = check_out_dir(args.out)
     model = open_model(args.model, device=args.device)
-    torch.manual_seed(0)  # noise_mode=random stays reproducible
+    # Random noise differs between runs, as in NVIDIA's generate.py; the seed in the run record repeats one.
+    noise_seed = args.noise_seed if args.noise_seed is not None else secrets.randbelow(2**31)
+    torch.manual_seed(noise_seed)
     ws = seeds_to_ws(model.G, seeds, args.trunc, args.class_idx, args.trunc_cutoff)
     pils = []
     for images in synthesize(model.G, ws, batch=args.batch, noise_mode=args.noise_mode):
@@ -41,6 +48,7 @@ def run(args) -> int:
         save_png(img, out / f"seed{seed:04d}.png")
     if args.grid:
         save_png(make_grid(pils, [f"seed {s}" for s in seeds]), out / "grid.png")
-    write_run_record(out, "generate", args, {"model": str(model.path), "provenance": model.provenance})
+    write_run_record(out, "generate", args, {"model": str(model.path), "provenance": model.provenance,
+                                             "noise_seed": noise_seed})
     print(f"wrote {len(seeds)} image(s) to {out}" + (" and grid.png" if args.grid else ""))
     return 0
