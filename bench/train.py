@@ -2,13 +2,22 @@
 
     .venv/bin/python bench/train.py speed                      # kimg/hour + peak memory, default preset (~5 min)
     .venv/bin/python bench/train.py speed --preset tiny --res 32
-    .venv/bin/python bench/train.py fewshot --kimg 60 --out runs/bench-fewshot   # ADA vs no augmentation (hours)
+    .venv/bin/python bench/train.py fewshot --budget-min 120 --out runs/bench-fewshot  # ADA vs none, same CPU time
+    .venv/bin/python bench/train.py fewshot --kimg 60 --out runs/bench-fewshot-kimg     # ... or the same kimg
+    .venv/bin/python bench/train.py fewshot --preset tiny --res 32 --count 16 --heldout 64 --num-gen 64 --kimg 0.1 \
+        --out /tmp/fewshot-smoke                                                     # end-to-end check (~2 min)
 
 `speed` trains a few steps on the smiles demo set in a fresh process per setting and reports wall-clock and
 CPU-time throughput (CPU time is what a quiet machine would give per core), peak resident memory, and the
-generator's rendering speed at batch 8. `fewshot` trains two models on the same 100-150 images for the same
-number of images shown — one with ADA, one without augmentation — both at once with one thread each (so
-they share the machine equally), then scores them with the metrics API and writes the grids side by side.
+generator's rendering speed at batch 8.
+
+`fewshot` trains two models on the same 100-150 procedural smiles — one with ADA, one without augmentation —
+both at once with one thread each, either for the same CPU time (`--budget-min`: each run gets SIGTERM after
+that many CPU minutes and snapshots) or to the same kimg. It scores both on *held-out* smiles (the next
+`--heldout` images of the same generator, never trained on) with SWD and the EfficientNet-Lite0 Fréchet
+distance and KID, prints the winner per metric and "ADA wins: yes/no", checks that the comparison was fair
+(disjoint sets, equal compute, snapshots on SIGTERM; exit status 1 otherwise) and writes grid-ada.png,
+grid-none.png and ada-vs-none.png. Relaunching it continues unfinished runs (--resume latest).
 """
 
 from __future__ import annotations
@@ -16,6 +25,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import signal
 import subprocess
 import sys
 import tempfile
@@ -98,13 +108,153 @@ def cmd_speed(args) -> None:
         Path(args.json).write_text(json.dumps(rows, indent=2) + "\n")
 
 
-def launch_run(data: Path, out: Path, aug: str, args) -> subprocess.Popen:
-    cmd = [sys.executable, "-m", "latentstudio.cli", "train", str(data), "--out", str(out), "--preset", args.preset,
-           "--kimg", str(args.kimg), "--aug", aug, "--snap", str(args.snap), "--keep", "0", "--seed", "0",
-           "--threads", "1", "--device", "cpu"] + (["--ada-kimg", str(args.ada_kimg)] if aug == "ada" else [])
-    env = {**os.environ, "OMP_NUM_THREADS": "1", "LATENTSTUDIO_PROGRESS": "0"}
-    log = open(out.with_suffix(".log"), "a")
-    return subprocess.Popen(["nice", "-n", "10"] + cmd, env=env, stdout=log, stderr=subprocess.STDOUT, cwd=ROOT)
+FEWSHOT_METRICS = ("swd", "fd_effnet_lite0", "kid_effnet_lite0")  # all: lower is better
+BIG_KIMG = 100000  # --budget-min runs are stopped by CPU time, never by kimg
+
+
+def proc_cpu_seconds(pid: int) -> float | None:
+    """User + system CPU time of a running process (all its threads), from /proc; None once it is gone."""
+    try:
+        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    except (OSError, IndexError):
+        return None
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")  # stat fields 14 and 15
+
+
+class FewshotRun:
+    """One of the two training runs: its directory, its process and the CPU time it has used so far, kept in
+    OUT/<aug>.bench.json so that a relaunched bench continues the same budget."""
+
+    def __init__(self, aug: str, out: Path):
+        self.aug, self.dir, self.state_file = aug, out / aug, out / f"{aug}.bench.json"
+        self.state = json.loads(self.state_file.read_text()) if self.state_file.is_file() else {"cpu_s": 0.0}
+        self.proc, self.base_cpu, self.stopped_by_budget = None, self.state["cpu_s"], False
+
+    def done(self, args) -> bool:
+        if not (self.dir / "latest").exists():
+            return False
+        if args.budget_min:
+            return self.state["cpu_s"] >= args.budget_min * 60
+        return _kimg(self.dir) >= args.kimg
+
+    def launch(self, data: Path, args) -> None:
+        kimg = BIG_KIMG if args.budget_min else args.kimg
+        cmd = [sys.executable, "-m", "latentstudio.cli", "train", str(data), "--out", str(self.dir), "--preset",
+               args.preset, "--kimg", str(kimg), "--aug", self.aug, "--snap", str(args.snap), "--keep", "2", "--seed",
+               "0", "--threads", "1", "--device", "cpu"]
+        cmd += ["--ada-kimg", str(args.ada_kimg)] if self.aug == "ada" else []
+        if (self.dir / "latest").exists():
+            cmd += ["--resume", "latest"]  # a partial run from an earlier, interrupted bench
+        env = {**os.environ, "OMP_NUM_THREADS": "1", "LATENTSTUDIO_PROGRESS": "0"}
+        with open(self.dir.with_suffix(".log"), "a") as log:  # the child keeps its own copy of the descriptor
+            self.proc = subprocess.Popen(["nice", "-n", "10"] + cmd, env=env, stdout=log, stderr=subprocess.STDOUT,
+                                         cwd=ROOT)
+
+    def update(self, budget_s: float | None) -> bool:
+        """Record the CPU time used; past the budget, SIGTERM (the trainer snapshots and exits). Running?"""
+        if self.proc.poll() is not None:
+            return False
+        cpu = proc_cpu_seconds(self.proc.pid)
+        if cpu is not None and not self.stopped_by_budget:
+            self.state["cpu_s"] = self.base_cpu + cpu
+            self.state_file.write_text(json.dumps(self.state) + "\n")
+            if budget_s is not None and self.state["cpu_s"] >= budget_s:
+                self.proc.send_signal(signal.SIGTERM)
+                self.stopped_by_budget = True
+        return True
+
+
+def train_fewshot(runs: list[FewshotRun], data: Path, args) -> list[str]:
+    """Train both runs at once (one thread each) to --kimg or for --budget-min CPU minutes each; returns the
+    problems found (a failed run, a budget stop without its snapshot)."""
+    budget_s = args.budget_min * 60 if args.budget_min else None
+    todo = [r for r in runs if not r.done(args)]
+    for r in todo:
+        r.launch(data, args)
+    while any([r.update(budget_s) for r in todo]):  # a list: every run is updated each round
+        time.sleep(2)
+    problems = []
+    for r in todo:
+        ok_codes = (0, 130) if r.stopped_by_budget else (0,)
+        if r.proc.returncode not in ok_codes:
+            problems.append(f"{r.aug}: training exited with {r.proc.returncode}; see {r.dir.with_suffix('.log')}")
+        elif r.stopped_by_budget:
+            last = json.loads((r.dir / "metrics.jsonl").read_text().splitlines()[-1])
+            if last.get("snapshot") != (r.dir / "latest").resolve().name:
+                problems.append(f"{r.aug}: no snapshot written on SIGTERM (last row {last})")
+    return problems
+
+
+def image_hashes(path: Path) -> set[str]:
+    import hashlib
+
+    from latentstudio.data.dataset import ImageDataset
+
+    ds = ImageDataset(path)
+    return {hashlib.sha256(ds.get_image(i).tobytes()).hexdigest() for i in range(ds.num_images)}
+
+
+def fewshot_data(out: Path, args) -> tuple[Path, Path]:
+    """The training set (demo smiles 0 .. count-1) and the held-out set the runs are scored on (the next
+    --heldout smiles: same generator, never seen in training)."""
+    from latentstudio.data.demo import make_demo
+
+    data = out / f"smiles{args.count}-{args.res}-seed{args.data_seed}"
+    heldout = out / f"heldout{args.heldout}-from{args.count}-{args.res}-seed{args.data_seed}"
+    if not data.exists():
+        make_demo("smiles", data, count=args.count, size=args.res, seed=args.data_seed, contact_sheet=False)
+    if not heldout.exists():
+        make_demo("smiles", heldout, count=args.heldout, size=args.res, seed=args.data_seed, start=args.count,
+                  contact_sheet=False)
+    return data, heldout
+
+
+def score_fewshot(runs: list[FewshotRun], heldout: Path, out: Path, args) -> dict:
+    from latentstudio.io.registry import open_model
+    from latentstudio.metrics import compute_metrics
+    from latentstudio.training.report import sample_grid
+
+    results = {}
+    for r in runs:
+        G = open_model(r.dir / "latest", device="cpu").G
+        scores = compute_metrics(G, heldout, metrics=FEWSHOT_METRICS, num_gen=args.num_gen, device="cpu")
+        prov = json.loads((r.dir / "latest" / "config.json").read_text())["provenance"]
+        results[r.aug] = {**{m: scores[m] for m in FEWSHOT_METRICS}, "kimg": _kimg(r.dir),
+                          "cpu_s": r.state["cpu_s"], "p": prov.get("ada_p")}
+        sample_grid(G, 32).save(out / f"grid-{r.aug}.png")
+    return results
+
+
+def fewshot_checks(runs: list[FewshotRun], results: dict, data: Path, heldout: Path, args) -> list[str]:
+    """Is the comparison fair? Disjoint sets, and the same kimg or the same CPU time (within 10 %)."""
+    problems = []
+    if image_hashes(data) & image_hashes(heldout):
+        problems.append("the held-out set shares images with the training set")
+    if args.budget_min:
+        cpus = [results[r.aug]["cpu_s"] for r in runs]
+        if min(cpus) < args.budget_min * 60 or max(cpus) > 1.1 * min(cpus):
+            problems.append(f"CPU time differs: {cpus} s for a budget of {args.budget_min * 60:.0f} s")
+    elif any(results[r.aug]["kimg"] < args.kimg for r in runs):
+        problems.append(f"a run stopped short of {args.kimg} kimg: {[results[r.aug]['kimg'] for r in runs]}")
+    return problems
+
+
+def print_fewshot(results: dict, args, wall: float) -> bool:
+    """The table, the winner per metric and the verdict; returns whether ADA won (most metrics)."""
+    budget = f"{args.budget_min:g} CPU minutes each" if args.budget_min else f"{args.kimg:g} kimg each"
+    print(f"{args.count} smiles at {args.res} px, preset {args.preset}, {budget}, both at once with 1 thread "
+          f"(wall {wall:.0f} s), load {load()}; scored on {args.heldout} held-out smiles, {args.num_gen} generated")
+    head = f"{'aug':<7} {'kimg':>7} {'CPU s':>7}" + "".join(f" {m:>17}" for m in FEWSHOT_METRICS) + f" {'final p':>8}"
+    print(head)
+    for aug, r in results.items():
+        print(f"{aug:<7} {r['kimg']:>7.2f} {r['cpu_s']:>7.0f}" + "".join(f" {r[m]:>17.4g}" for m in FEWSHOT_METRICS)
+              + f" {r['p'] or 0:>8.3f}")
+    winners = {m: min(results, key=lambda aug, m=m: results[aug][m]) for m in FEWSHOT_METRICS}
+    print(f"{'winner':<23}" + "".join(f" {winners[m]:>17}" for m in FEWSHOT_METRICS))
+    wins = sum(w == "ada" for w in winners.values())
+    ada_wins = 2 * wins > len(FEWSHOT_METRICS)
+    print(f"ADA wins: {'yes' if ada_wins else 'no'} ({wins} of {len(FEWSHOT_METRICS)} metrics, lower is better)")
+    return ada_wins
 
 
 def side_by_side(left: Path, right: Path, labels: tuple[str, str], path: Path) -> None:
@@ -121,42 +271,40 @@ def side_by_side(left: Path, right: Path, labels: tuple[str, str], path: Path) -
     canvas.save(path)
 
 
-def cmd_fewshot(args) -> None:
-    import resource
+def check_same_setup(out: Path, args) -> None:
+    """Runs continued by a relaunched bench must be the same experiment (the budget or kimg may grow)."""
+    setup = {"mode": "budget" if args.budget_min else "kimg", "preset": args.preset, "res": args.res,
+             "count": args.count, "data_seed": args.data_seed}
+    path = out / "bench.json"
+    if path.is_file() and json.loads(path.read_text()) != setup:
+        raise SystemExit(f"{out} holds runs of another setup ({path.read_text().strip()}); use another --out")
+    path.write_text(json.dumps(setup) + "\n")
 
-    from latentstudio.data.demo import make_demo
-    from latentstudio.io.registry import open_model
-    from latentstudio.metrics import compute_metrics
-    from latentstudio.training.report import sample_grid
 
+def cmd_fewshot(args) -> int:
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
-    data = out / f"smiles{args.count}-{args.res}"
-    if not data.exists():
-        make_demo("smiles", data, count=args.count, size=args.res, seed=args.data_seed)
-    runs = {aug: out / aug for aug in ("ada", "none")}
-    todo = {aug: launch_run(data, run, aug, args) for aug, run in runs.items()
-            if not (run / "latest").exists() or _kimg(run) < args.kimg}
+    check_same_setup(out, args)
+    data, heldout = fewshot_data(out, args)
+    runs = [FewshotRun(aug, out) for aug in ("ada", "none")]
     t0 = time.time()
-    for aug, proc in todo.items():
-        if proc.wait() != 0:
-            raise SystemExit(f"{aug} run failed; see {runs[aug].with_suffix('.log')}")
-    cpu = resource.getrusage(resource.RUSAGE_CHILDREN).ru_utime
-    results = {}
-    for aug, run in runs.items():
-        G = open_model(run / "latest", device="cpu").G
-        results[aug] = compute_metrics(G, data, metrics=("swd", "fd_effnet_lite0"), num_gen=args.num_gen,
-                                       device="cpu")
-        sample_grid(G, 32).save(out / f"grid-{aug}.png")
-        results[aug]["p"] = json.loads((run / "latest" / "config.json").read_text())["provenance"].get("ada_p")
-    side_by_side(out / "grid-ada.png", out / "grid-none.png",
-                 (f"--aug ada ({args.kimg:g} kimg)", f"--aug none ({args.kimg:g} kimg)"), out / "ada-vs-none.png")
-    print(f"{args.count} smiles at {args.res} px, preset {args.preset}, {args.kimg:g} kimg each, both runs at once "
-          f"with 1 thread (wall {time.time() - t0:.0f} s, children CPU {cpu:.0f} s), load {load()}")
-    print(f"{'aug':<6} {'swd':>8} {'fd_effnet_lite0':>16} {'final p':>8}")
-    for aug, r in results.items():
-        print(f"{aug:<6} {r['swd']:>8.2f} {r['fd_effnet_lite0']:>16.2f} {r['p'] or 0:>8.3f}")
-    (out / "results.json").write_text(json.dumps(results, indent=2) + "\n")
+    problems = train_fewshot(runs, data, args)
+    if problems:
+        print("\n".join(problems))
+        return 1
+    results = score_fewshot(runs, heldout, out, args)
+    what = f"{args.budget_min:g} CPU min" if args.budget_min else f"{args.kimg:g} kimg"
+    side_by_side(out / "grid-ada.png", out / "grid-none.png", (f"--aug ada ({what})", f"--aug none ({what})"),
+                 out / "ada-vs-none.png")
+    ada_wins = print_fewshot(results, args, time.time() - t0)
+    problems = fewshot_checks(runs, results, data, heldout, args)
+    print("checks: " + ("ok (held-out set disjoint, same compute" + (", SIGTERM snapshots" if args.budget_min
+                                                                    else "") + ")" if not problems
+                        else "FAILED: " + "; ".join(problems)))
+    (out / "results.json").write_text(json.dumps({"results": results, "ada_wins": ada_wins, "problems": problems,
+                                                  "settings": vars(args)}, indent=2, default=str) + "\n")
+    print(f"grids: {out / 'grid-ada.png'}, {out / 'grid-none.png'}, {out / 'ada-vs-none.png'}")
+    return 1 if problems else 0
 
 
 def _kimg(run: Path) -> float:
@@ -183,9 +331,12 @@ def main() -> None:
     f.add_argument("--out", default="runs/bench-fewshot")
     f.add_argument("--preset", default="cpu128")
     f.add_argument("--res", type=int, default=64)
-    f.add_argument("--count", type=int, default=100)
+    f.add_argument("--count", type=int, default=128, help="training images (the issue: 100-150 of one kind)")
+    f.add_argument("--heldout", type=int, default=1000, help="held-out smiles the runs are scored on")
     f.add_argument("--data-seed", type=int, default=0)
-    f.add_argument("--kimg", type=float, default=60)
+    f.add_argument("--kimg", type=float, default=60, help="same-kimg mode: train both runs to this many kimg")
+    f.add_argument("--budget-min", type=float, default=None,
+                   help="same-compute mode: stop each run after this many CPU minutes (SIGTERM, it snapshots)")
     f.add_argument("--ada-kimg", type=float, default=20)
     f.add_argument("--snap", type=int, default=10)
     f.add_argument("--num-gen", type=int, default=1000)
@@ -195,7 +346,7 @@ def main() -> None:
     elif args.cmd == "speed-one":
         print(json.dumps(speed_one(args.preset, args.res, args.threads, args.steps, args.data)))
     else:
-        cmd_fewshot(args)
+        sys.exit(cmd_fewshot(args))
 
 
 if __name__ == "__main__":

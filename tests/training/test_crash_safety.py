@@ -3,9 +3,15 @@ exception nothing catches (like kill -9, no clean-up runs), then the run is resu
 every tick must have its one metrics.jsonl row, every snapshot its row and its sample grid."""
 
 import json
+import os
+import signal
+import subprocess
+import sys
+import time
 
 import pytest
 
+from latentstudio.data.demo import make_demo
 from latentstudio.training import snapshots, train, writer
 from latentstudio.training.report import CURVES, METRICS_LOG, SAMPLES
 
@@ -97,3 +103,29 @@ def test_snapshot_linked_but_never_logged(tmp_path):
     grid.unlink()
     finish(tmp_path)
     assert grid.read_bytes() == before  # redrawn from the snapshot's own EMA generator, identical
+
+
+def test_sigterm_writes_a_snapshot_and_exits(tmp_path):
+    """What `kill PID` (and bench/train.py's CPU budget) relies on: the trainer finishes the step, writes a
+    snapshot of exactly where it stopped, logs it, and exits with 130."""
+    data = tmp_path / "smiles16"
+    make_demo("smiles", data, count=8, size=16, seed=0, contact_sheet=False)
+    run_dir = tmp_path / "run"
+    env = {**os.environ, "OMP_NUM_THREADS": "1", "LATENTSTUDIO_PROGRESS": "0"}
+    cmd = [sys.executable, "-m", "latentstudio.cli", "train", str(data), "--out", str(run_dir), "--preset", "tiny",
+           "--device", "cpu", "--threads", "1", "--kimg", "100", "--tick", "0.008", "--snap", "1000"]
+    proc = subprocess.Popen(cmd, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    deadline = time.time() + 120
+    while not (run_dir / METRICS_LOG).is_file() or not (run_dir / METRICS_LOG).read_text():
+        assert proc.poll() is None and time.time() < deadline, proc.communicate()[0]
+        time.sleep(0.05)
+    assert not (run_dir / snapshots.LATEST).exists()  # no periodic snapshot before the signal
+    proc.send_signal(signal.SIGTERM)
+    out, _ = proc.communicate(timeout=120)
+    assert proc.returncode == 130, out
+    rows = [json.loads(line) for line in (run_dir / METRICS_LOG).read_text().splitlines()]
+    latest = (run_dir / snapshots.LATEST).resolve()
+    assert rows[-1]["snapshot"] == latest.name and "snapshot" not in rows[0]
+    state = json.loads((latest / snapshots.STATE_JSON).read_text())
+    assert state["progress"]["nimg"] == rows[-1]["nimg"] and 8 <= rows[-1]["nimg"] < 100000
+    assert (run_dir / SAMPLES / f"{latest.name}.png").is_file()
