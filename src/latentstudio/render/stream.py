@@ -57,11 +57,16 @@ def iter_frames(G, timeline: Timeline, layout: FrameLayout | None = None, batch:
         yield layout.apply(images)
 
 
+# Batches waiting for the encoder. With the one being encoded and the one being generated, at most
+# QUEUE_DEPTH + 2 batches are alive at any time, whatever the video's length.
+QUEUE_DEPTH = 2
+
+
 class _Encoder(threading.Thread):
     """Consumes lists of image batches (one per screen): layout, uint8, every writer, the tiled preview."""
 
     def __init__(self, layout: FrameLayout, writers: Sequence[FrameWriter], preview: FrameWriter | None,
-                 preview_cols: int | None, preview_tile: int, depth: int = 2):
+                 preview_cols: int | None, preview_tile: int, depth: int = QUEUE_DEPTH):
         super().__init__(name="latentstudio-encoder", daemon=True)
         self.layout, self.writers, self.preview = layout, list(writers), preview
         self.preview_cols, self.preview_tile = preview_cols, preview_tile
