@@ -1,13 +1,13 @@
 """Writers: videos decode with the right frame count, size and picture; failures leave no files."""
 
+import importlib.util
+
 import numpy as np
 import pytest
 from PIL import Image
 
 from latentstudio.errors import UserError
 from latentstudio.render.video import format_for, open_writer
-
-av = pytest.importorskip("av")
 
 
 def moving_frames(n, w=48, h=32):
@@ -20,6 +20,7 @@ def moving_frames(n, w=48, h=32):
 
 
 def decode(path):
+    av = pytest.importorskip("av")
     with av.open(str(path)) as container:
         stream = container.streams.video[0]
         frames = [f.to_ndarray(format="rgb24") for f in container.decode(stream)]
@@ -28,8 +29,7 @@ def decode(path):
 
 @pytest.mark.parametrize("backend", ["pyav", "ffmpeg"])
 def test_mp4_decodes_to_the_same_frames(tmp_path, backend):
-    if backend == "ffmpeg":
-        pytest.importorskip("imageio_ffmpeg")
+    pytest.importorskip("av" if backend == "pyav" else "imageio_ffmpeg")
     frames = moving_frames(37)
     with open_writer(tmp_path / "v.mp4", (48, 32), fps=24, backend=backend) as writer:
         for i in range(0, 37, 8):  # batches of 8, the last one short
@@ -41,14 +41,26 @@ def test_mp4_decodes_to_the_same_frames(tmp_path, backend):
     assert sorted(p.name for p in tmp_path.iterdir()) == ["v.mp4"]
 
 
-def test_gif_and_png_frames(tmp_path):
-    frames = moving_frames(12)
-    with open_writer(tmp_path / "v.gif", (48, 32), fps=10) as writer:
-        writer.write(frames)
+def test_gif_needs_only_pillow_and_keeps_time(tmp_path):
+    frames = moving_frames(30)
+    with open_writer(tmp_path / "v.gif", (48, 32), fps=30) as writer:
+        for i in range(0, 30, 7):
+            writer.write(frames[i:i + 7])
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["v.gif"]
     gif = Image.open(tmp_path / "v.gif")
-    assert gif.n_frames == 12 and gif.size == (48, 32)
-    gif.seek(11)
-    assert np.abs(np.asarray(gif.convert("RGB")).astype(int) - frames[11]).mean() < 3
+    assert gif.n_frames == 30 and gif.size == (48, 32) and gif.info["loop"] == 0
+    durations = []
+    for i in range(30):
+        gif.seek(i)
+        durations.append(gif.info["duration"])
+        assert np.array_equal(np.asarray(gif.convert("RGB")), frames[i])  # <= 256 colours a frame: exact
+    assert sum(durations) == 1000 and set(durations) == {30, 40}  # 30 frames in 1 s, in whole hundredths
+    if importlib.util.find_spec("av") is not None:  # FFmpeg reads it too
+        assert decode(tmp_path / "v.gif")[0].shape == (30, 32, 48, 3)
+
+
+def test_png_frames(tmp_path):
+    frames = moving_frames(12)
     with open_writer(tmp_path / "frames", (48, 32)) as writer:
         writer.write(frames[:5])
         writer.write(frames[5:7, :, :, :1])  # grayscale frames stay grayscale
@@ -58,9 +70,12 @@ def test_gif_and_png_frames(tmp_path):
     assert Image.open(tmp_path / "frames" / "frame_000006.png").mode == "L"
 
 
-def test_failed_render_leaves_no_partial_file(tmp_path):
+@pytest.mark.parametrize("name", ["v.mp4", "v.gif"])
+def test_failed_render_leaves_no_partial_file(tmp_path, name):
+    if name.endswith(".mp4"):
+        pytest.importorskip("av")
     with pytest.raises(RuntimeError):
-        with open_writer(tmp_path / "v.mp4", (48, 32)) as writer:
+        with open_writer(tmp_path / name, (48, 32)) as writer:
             writer.write(moving_frames(3))
             raise RuntimeError("generator died")
     assert list(tmp_path.iterdir()) == []

@@ -1,4 +1,4 @@
-"""Frame writers: H.264 MP4 (PyAV, or imageio-ffmpeg's ffmpeg), GIF (PyAV), numbered PNG frames.
+"""Frame writers: H.264 MP4 (PyAV, or imageio-ffmpeg's ffmpeg), GIF (Pillow), numbered PNG frames.
 
 All take uint8 batches [B, H, W, C] and stream them out, so memory does not grow with the video's length:
 
@@ -8,7 +8,8 @@ All take uint8 batches [B, H, W, C] and stream them out, so memory does not grow
 
 A file is written under a temporary name and renamed when `close()` succeeds; `abort()` (called when the
 `with` block raises) removes it, so a failed render never leaves a truncated video behind. Both MP4
-backends ship FFmpeg (with libx264) in their wheels: `pip install 'latentstudio[video]'`.
+backends ship FFmpeg (with libx264) in their wheels: `pip install 'latentstudio[video]'`; GIF and PNG
+need nothing beyond Pillow.
 """
 
 from __future__ import annotations
@@ -88,35 +89,23 @@ class FrameWriter:
 
 
 class PyAVWriter(FrameWriter):
-    """MP4 (libx264, yuv420p) or GIF (per-frame palette) through PyAV's bundled FFmpeg."""
+    """MP4 (libx264, yuv420p) through PyAV's bundled FFmpeg."""
 
-    def __init__(self, path, size, fps=30, crf: int = 18, preset: str = "veryfast", gif: bool = False,
-                 threads: int | None = None):
+    def __init__(self, path, size, fps=30, crf: int = 18, preset: str = "veryfast", threads: int | None = None):
         super().__init__(path, size, fps)
-        av = require("av", "video", "writing MP4/GIF video")
-        self.av, self.gif = av, gif
+        av = require("av", "video", "writing MP4 video")
+        self.av = av
         self.tmp = _partial(self.path)
         self.path.parent.mkdir(parents=True, exist_ok=True)
-        options = {} if gif else {"movflags": "+faststart"}
-        self.container = av.open(str(self.tmp), mode="w", format="gif" if gif else "mp4", options=options)
-        self.stream = self.container.add_stream("gif" if gif else "libx264", rate=self.fps)
+        self.container = av.open(str(self.tmp), mode="w", format="mp4", options={"movflags": "+faststart"})
+        self.stream = self.container.add_stream("libx264", rate=self.fps)
         self.stream.width, self.stream.height = self.size
-        self.stream.pix_fmt = "pal8" if gif else "yuv420p"
-        if not gif:
-            self.stream.options = {"crf": str(int(crf)), "preset": preset,
-                                   "threads": str(encoder_threads(self.size, threads))}
+        self.stream.pix_fmt = "yuv420p"
+        self.stream.options = {"crf": str(int(crf)), "preset": preset,
+                               "threads": str(encoder_threads(self.size, threads))}
 
     def _write_one(self, frame):
-        frame = _rgb(frame)
-        if self.gif:
-            q = Image.fromarray(frame).quantize(256, dither=Image.Dither.NONE)
-            rgb = np.zeros((256, 3), np.uint8)
-            pal = np.asarray(q.getpalette()[:768], np.uint8).reshape(-1, 3)
-            rgb[:len(pal)] = pal
-            argb = np.concatenate([np.full((256, 1), 255, np.uint8), rgb], axis=1)
-            vf = self.av.VideoFrame.from_ndarray((np.asarray(q), argb), format="pal8")
-        else:
-            vf = self.av.VideoFrame.from_ndarray(np.ascontiguousarray(frame), format="rgb24")
+        vf = self.av.VideoFrame.from_ndarray(np.ascontiguousarray(_rgb(frame)), format="rgb24")
         vf.pts = self.frames_written
         vf.time_base = 1 / self.fps
         for packet in self.stream.encode(vf):
@@ -133,6 +122,38 @@ class PyAVWriter(FrameWriter):
             self.container.close()
         except Exception:  # noqa: BLE001 - the container may already be broken; removing the file matters
             pass
+        self.tmp.unlink(missing_ok=True)
+
+
+class GifWriter(FrameWriter):
+    """Looping animated GIF through Pillow, one 256-colour palette per frame, written frame by frame (Pillow's
+    own multi-frame save keeps every frame until the end, which a long GIF cannot afford). GIF delays are
+    whole hundredths of a second; they alternate (3, 3, 4 at 30 fps) so the average rate is exact."""
+
+    def __init__(self, path, size, fps=30):
+        super().__init__(path, size, fps)
+        self.tmp = _partial(self.path)
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        self.file = open(self.tmp, "wb")  # noqa: SIM115 - closed by close() / abort()
+
+    def _write_one(self, frame):
+        from PIL import GifImagePlugin
+
+        image = Image.fromarray(_rgb(frame)).quantize(256, dither=Image.Dither.NONE)
+        if self.frames_written == 0:  # the header's global palette goes unused: every frame has its own
+            header, _ = GifImagePlugin.getheader(image.copy(), info={"loop": 0})
+            self.file.write(b"".join(header))
+        k = self.frames_written
+        delay = round((k + 1) * 100 / self.fps) - round(k * 100 / self.fps)  # hundredths of a second
+        self.file.write(b"".join(GifImagePlugin.getdata(image, duration=10 * delay, include_color_table=True)))
+
+    def close(self):
+        self.file.write(b";")  # the GIF trailer
+        self.file.close()
+        os.replace(self.tmp, self.path)
+
+    def abort(self):
+        self.file.close()
         self.tmp.unlink(missing_ok=True)
 
 
@@ -217,7 +238,7 @@ def open_writer(path: str | Path, size: tuple[int, int], fps=30, format: str | N
     if fmt == "png":
         return PngWriter(path, size, fps)
     if fmt == "gif":
-        return PyAVWriter(path, size, fps, gif=True)
+        return GifWriter(path, size, fps)
     if size[0] % 2 or size[1] % 2:
         raise UserError(f"--size {size[0]}x{size[1]}: H.264 video needs an even width and height")
     if pick_backend(backend) == "pyav":
