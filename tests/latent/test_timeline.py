@@ -38,6 +38,21 @@ def test_ballad_has_the_exhibitions_frame_count_and_no_cuts(tiny_nets):
     assert not torch.allclose(frames[5], keys[4])  # last frame is one step before the loop closes
 
 
+def test_negative_seeds_are_their_own_seeds(tiny_nets):
+    G, _ = tiny_nets
+
+    def loop(seed=0, move_seed=None, screen_seed=0):
+        data = {"seed": seed, "keys": {"a": 1}, "screens": [{"seed": screen_seed}],
+                "segments": [{"move": "noise-loop", "key": "a", "stops": 3, "frames": 2, "seed": move_seed}]}
+        spec = parse_timeline(data)
+        return build_timeline(spec, G, spec.screen_specs()[0]).latents(np.arange(6))
+
+    for field in ("seed", "move_seed", "screen_seed"):
+        plus, minus = loop(**{field: 1}), loop(**{field: -1})
+        assert not torch.allclose(plus, minus), field  # -1 is not 1
+        assert torch.equal(plus, loop(**{field: 1}))  # and each is reproducible
+
+
 def test_in_memory_latents_are_keys(tiny_nets):
     G, _ = tiny_nets
     a, b = G.mapping(torch.randn(2, G.z_dim), None)

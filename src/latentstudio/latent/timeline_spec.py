@@ -274,9 +274,12 @@ class _KeyResolver:
 
 def _segment_seed(spec: TimelineSpec, screen: ScreenSpec, own: int | None, index: int) -> int:
     """Every random move gets its own stream: from the timeline's, the move's (default: its position) and the
-    screen's seed."""
-    entropy = [spec.seed, own if own is not None else index, screen.seed, 0 if own is None else 1]
-    return int(np.random.SeedSequence([abs(int(e)) for e in entropy]).generate_state(1)[0])
+    screen's seed. SeedSequence takes non-negative numbers: negative seeds enter as their magnitude plus one
+    more word saying which were negative (so -1 and 1 differ, and non-negative seeds keep their streams)."""
+    entropy = [int(spec.seed), int(own) if own is not None else index, int(screen.seed), 0 if own is None else 1]
+    negative = sum(1 << i for i, e in enumerate(entropy) if e < 0)
+    words = [abs(e) for e in entropy] + ([negative] if negative else [])
+    return int(np.random.SeedSequence(words).generate_state(1)[0])
 
 
 def _build_move(name, m, i, keys: _KeyResolver, spec, screen, G, space) -> list:
