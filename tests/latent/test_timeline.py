@@ -1,16 +1,19 @@
 """Timelines: exact frame counts (the exhibition's ballad), sequences, screens, batches, file errors."""
 
+import re
 from pathlib import Path
 
 import numpy as np
 import pytest
 import torch
+import yaml
 
 from latentstudio.errors import UserError
 from latentstudio.latent.io import save_latents
 from latentstudio.latent.timeline_spec import build_timeline, load_timeline_spec, parse_timeline
 
 DOCS = Path(__file__).resolve().parents[2] / "docs" / "timelines"
+WALKS_MD = DOCS.parent / "walks.md"
 
 BALLAD = {
     "keys": {"line1": 1, "line2": 2, "line3": 3, "line4": 4, "line5": 5},
@@ -143,3 +146,22 @@ def test_documented_example_timelines_are_valid(tiny_nets, tmp_path):
         if "npz" not in path.read_text():  # seed-only examples resolve against any model
             timelines = [build_timeline(spec, G, s) for s in spec.screen_specs()]
             assert len({t.num_frames for t in timelines}) == 1
+
+
+def test_yaml_in_walks_md_is_valid(tiny_nets):
+    """Every ```yaml block of docs/walks.md parses and builds; a block without moves (the screens example) is
+    checked on top of the timeline before it. Latent-file keys become seeds so the moves can be built."""
+    G, _ = tiny_nets
+    blocks = [yaml.safe_load(b) for b in re.findall(r"```yaml\n(.*?)```", WALKS_MD.read_text(), re.DOTALL)]
+    assert len(blocks) >= 3
+    base = None
+    for data in blocks:
+        full = "segments" in data or "sequence" in data
+        base = data if full else base
+        data = data if full else {**base, **data}
+        seeded = {**data, "keys": {name: i + 1 for i, name in enumerate(data.get("keys", {}))}}
+        spec = parse_timeline(seeded, "docs/walks.md")
+        timelines = [build_timeline(spec, G, screen) for screen in spec.screen_specs()]
+        assert len({t.num_frames for t in timelines}) == 1
+        if data.get("sequence", {}).get("keys") == ["line1", "line2", "line3", "line4", "line5"]:
+            assert timelines[0].num_frames == 1650  # the ballad's length, as the text says
