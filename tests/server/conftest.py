@@ -42,7 +42,7 @@ def tiny_model():
 
 
 def make_config(data_dir, **changes) -> ServeConfig:
-    base = dict(data_dir=str(data_dir), project_budget_s=0.3, project_loss="pixel", admin_token=TOKEN,
+    base = dict(data_dir=str(data_dir), project_budget_s=0.3, project_loss="pixel", admin_token=TOKEN, threads=1,
                 wall_stop_frames=4, wall_morph_frames=6, wall_intro_frames=4, wall_loop_stops=3)
     base.update(changes)
     return ServeConfig(**base)

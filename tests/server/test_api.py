@@ -226,3 +226,23 @@ def test_render_jobs_refuse_walks_over_the_frame_limit_and_are_rate_limited(make
     r = client.post("/api/render", json=ok)
     assert r.status_code == 429 and int(r.headers["retry-after"]) >= 1
     assert client.app.state.studio.store.counts()["jobs"] == 1
+
+
+def test_image_for_a_seed_is_one_batched_model_item(client, monkeypatch):
+    import base64
+
+    engine = client.app.state.studio.engine
+    hops = []
+    real_call = engine.call
+
+    async def counting_call(fn, *args):
+        hops.append(fn)
+        return await real_call(fn, *args)
+
+    monkeypatch.setattr(engine, "call", counting_call)
+    before = engine.batcher.items
+    one = client.get("/api/image", params={"seed": 3, "truncation": 0.5})
+    assert hops == [] and engine.batcher.items == before + 1  # seed mapping and synthesis in one item
+    monkeypatch.setattr(engine, "call", real_call)
+    same = client.post("/api/generate", json={"seeds": [3], "truncation": 0.5}).json()["images"][0]
+    assert one.content == base64.b64decode(same.split(",", 1)[1])

@@ -90,3 +90,72 @@ def test_wall_mjpeg_stream_is_bounded_and_paced(client):
     assert body.count(b"\xff\xd8\xff") >= frames >= 3
     assert frames <= 22 and elapsed < 15  # paced at 10 fps, and it ends by itself
     assert client.get("/api/wall.mjpeg", params={"seconds": 0}).status_code == 422
+
+
+class BatchEngine(FakeEngine):
+    """Records the size of every forward pass; a 'JPEG' is the first value of its ws."""
+
+    def __init__(self):
+        super().__init__()
+        self.batches = []
+
+    def run_batch(self, items):
+        self.batches.append(len(items))
+        return [f"{float(item.ws[0, 0]):.4f}".encode() for item in items]
+
+    async def call(self, fn, *args):
+        return fn(*args)
+
+
+def test_wall_frames_render_ahead_in_batches_shared_by_streams():
+    import asyncio
+
+    from latentstudio.server.wall import WallFrames
+
+    store, engine = FakeStore(), BatchEngine()
+    wall = Wall(store, engine, ServeConfig(wall_fps=10, wall_loop_stops=3, wall_stop_frames=5,
+                                           wall_morph_frames=10))
+    wall._rebuild(100.0)
+    cycle = wall.state[0].frames
+
+    async def run():
+        frames = WallFrames(wall, engine, batch=8)
+        first = [await frames.get(100.01 + k / 10) for k in range(9)]  # frames 0 .. 8, one tick apart
+        await asyncio.sleep(0)
+        assert engine.batches == [8, 8, 8]  # the frame's batch, the next, and the one after once 8 was shown
+        again = [await frames.get(100.01 + k / 10) for k in range(9)]  # a second browser on the same screen
+        assert again == first and engine.batches == [8, 8, 8]
+        wrapped = await frames.get(100.01 + (cycle + 3) / 10)  # the cycle comes round: the same frames again
+        assert wrapped == first[3]
+        slow = [await frames.get(100.01 + k / 10, stride=2) for k in range(0, 8)]  # a 5 fps stream
+        assert [p for p, _ in slow] == [0, 0, 2, 2, 4, 4, 6, 6]
+        return first
+
+    first = asyncio.run(run())
+    assert [p for p, _ in first] == list(range(9))
+    expected = [f"{float(w[0, 0]):.4f}".encode() for w in wall.ws_at(wall.state, range(9))]
+    assert [j for _, j in first] == expected
+
+
+def test_streams_per_client_are_capped_with_a_clear_reason(make_client):
+    from starlette.websockets import WebSocketDisconnect
+
+    client = make_client(max_streams_per_client=1, wall_fps=10)
+    with client.websocket_connect("/api/wall/ws") as first:
+        assert first.receive_json()["type"] == "hello"
+        for path in ("/api/wall/ws", "/api/walk/ws"):
+            with client.websocket_connect(path) as second:
+                msg = second.receive_json()
+                assert msg["type"] == "error" and "too many open streams" in msg["detail"]
+                try:
+                    second.receive_text()
+                    raise AssertionError("the refused socket stayed open")
+                except WebSocketDisconnect as closed:
+                    assert closed.code == 1008 and "limit 1" in closed.reason
+        r = client.get("/api/wall.mjpeg", params={"seconds": 1})
+        assert r.status_code == 429 and "too many open streams" in r.json()["detail"]
+    # the slot is given back when the stream closes
+    assert client.app.state.studio.streams.open == {}
+    with client.websocket_connect("/api/walk/ws") as again:
+        again.send_json({"keys": [{"seed": 1}], "frames": 4, "fps": 30})
+        assert again.receive_json()["type"] == "walk"

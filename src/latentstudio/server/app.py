@@ -20,9 +20,9 @@ from .config import ServeConfig
 from .engine import Engine
 from .jobs import JobRunner
 from .middleware import ServerMiddleware
-from .safety import RateLimiter, allowed_model_dirs, check_model_path, make_admin_token
+from .safety import RateLimiter, StreamSlots, allowed_model_dirs, check_model_path, make_admin_token
 from .store import NotFoundError, Store
-from .wall import Wall
+from .wall import Wall, WallFrames
 
 log = logging.getLogger("latentstudio.server")
 STATIC = Path(__file__).parent / "static"
@@ -42,6 +42,8 @@ class Studio:
     limiter: RateLimiter
     admin_token: str
     vendor_dirs: list[Path]
+    streams: StreamSlots
+    wall_frames: WallFrames
 
 
 def vendor_dirs() -> list[Path]:
@@ -66,10 +68,13 @@ def create_app(config: ServeConfig, model=None) -> FastAPI:
         loaded = _switched_model(store, config, device)
         if loaded is None:
             loaded = model if model is not None else adapters.open_serving_model(config.model, device)
-        engine = Engine(loaded, device, config.max_batch, config.max_wait_ms, config.batching)
+        engine = Engine(loaded, device, config.max_batch, config.max_wait_ms, config.batching,
+                        threads=config.threads)
         engine.latent_lookup = lambda drawing_id: _lookup_latent(store, drawing_id)
-        studio = Studio(config, store, engine, JobRunner(store, engine, config), Wall(store, engine, config),
-                        RateLimiter(), make_admin_token(config.admin_token), vendor_dirs())
+        wall = Wall(store, engine, config)
+        studio = Studio(config, store, engine, JobRunner(store, engine, config), wall, RateLimiter(),
+                        make_admin_token(config.admin_token), vendor_dirs(), StreamSlots(config.max_streams_per_client),
+                        WallFrames(wall, engine, config.jpeg_quality, config.wall_batch))
         app.state.studio = studio
         engine.start()
         if config.start_jobs:

@@ -18,6 +18,7 @@ class ServeConfig(Config):
     batching: bool = True
     max_batch: int = 16
     max_wait_ms: float = 4.0
+    threads: int = 0  # torch threads of the model thread; 0 = cores - 1 (see engine.torch_threads)
     jpeg_quality: int = 90
     # Uploads: size on the wire, decoded pixel count, and what the drawing is resized to before projection.
     upload_max_bytes: int = 4 * 1024 * 1024
@@ -44,6 +45,8 @@ class ServeConfig(Config):
     truncation: float = 0.7  # default truncation for seeds (Studio, Wall)
     max_stream_fps: int = 60
     max_render_frames: int = 3000
+    max_streams_per_client: int = 8  # open wall / walk streams per client address (each costs fps images/s)
+    wall_batch: int = 8  # wall frames rendered ahead per forward pass
     admin_token: str | None = None  # None: a fresh random token, printed at start
     allowed_model_dirs: tuple = ()  # extra folders `switch model` may load from (data_dir/models always)
     start_jobs: bool = True  # tests turn this off to leave jobs pending across a restart

@@ -12,6 +12,7 @@ import base64
 import concurrent.futures
 import dataclasses
 import io
+import os
 from collections.abc import Callable, Sequence
 
 import numpy as np
@@ -26,10 +27,12 @@ from .batcher import MicroBatcher
 
 @dataclasses.dataclass
 class GenItem:
-    """One image to render: either z (mapped with truncation psi) or ready ws [num_ws, w_dim]."""
+    """One image to render: z (mapped with truncation psi), a seed (NVIDIA's z, mapped with psi and cached) or
+    ready ws [num_ws, w_dim]."""
 
     z: torch.Tensor | None = None
     ws: torch.Tensor | None = None
+    seed: int | None = None
     psi: float = 1.0
     fmt: str = "jpeg"  # jpeg | png | raw (uint8 array)
     quality: int = 90
@@ -58,11 +61,22 @@ def adapt_z(values: Sequence[float], z_dim: int) -> np.ndarray:
     return z
 
 
+def torch_threads(requested: int = 0) -> int:
+    """Threads for the model thread's torch ops. 0 = one less than the cores this process may use (at least 1):
+    the event loop needs a core of its own to parse requests and send frames while a batch runs, and an
+    OpenMP team that has to share its cores with it stalls at every barrier."""
+    if requested > 0:
+        return int(requested)
+    cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
+    return max(1, cores - 1)
+
+
 class Engine:
     def __init__(self, model, device, max_batch: int = 16, max_wait_ms: float = 4.0, batching: bool = True,
-                 latent_lookup: Callable[[str], torch.Tensor] | None = None):
+                 latent_lookup: Callable[[str], torch.Tensor] | None = None, threads: int = 0):
         self.model = model
         self.device = device
+        self.threads = torch_threads(threads)
         self.model_executor = concurrent.futures.ThreadPoolExecutor(1, thread_name_prefix="model")
         self.batcher = MicroBatcher(self.run_batch, self.model_executor, max_batch, max_wait_ms, batching)
         self.latent_lookup = latent_lookup
@@ -81,6 +95,8 @@ class Engine:
 
     # ---- lifecycle -------------------------------------------------------------------------------------
     def start(self) -> None:
+        # set on the model thread itself: OpenMP's thread count is per calling thread
+        self.model_executor.submit(torch.set_num_threads, self.threads).result()
         self.batcher.start()
 
     async def stop(self) -> None:
@@ -121,6 +137,8 @@ class Engine:
         for i, item in enumerate(items):
             if item.ws is not None:
                 ws[i] = item.ws.to(self.device, torch.float32)
+            elif item.seed is not None:  # mapped here, in the same model-thread hop as the synthesis
+                ws[i] = self.seed_ws(item.seed, item.psi).to(self.device)
             else:
                 by_psi.setdefault(float(item.psi), []).append(i)
         for psi, idx in by_psi.items():

@@ -3,6 +3,7 @@ token and the folders a model may be loaded from. Every refusal is an HTTPExcept
 
 from __future__ import annotations
 
+import contextlib
 import hmac
 import io
 import secrets
@@ -94,6 +95,31 @@ class RateLimiter:
                 raise HTTPException(429, f"too many {category} requests from {client}; retry in {wait:.1f} s",
                                     headers={"Retry-After": str(max(1, int(wait + 0.999)))})
             self.buckets[(client, category)] = (tokens - cost, now)
+
+
+class StreamSlots:
+    """Open streams (wall and walk WebSockets, MJPEG) per client: each costs the server fps images a second, so a
+    client may hold at most `limit` at once. Event loop only."""
+
+    def __init__(self, limit: int):
+        self.limit = int(limit)
+        self.open: dict[str, int] = {}
+
+    def full(self, client: str) -> bool:
+        return self.open.get(client, 0) >= self.limit
+
+    def reason(self, client: str) -> str:
+        return f"too many open streams from {client} (limit {self.limit}); close another wall or preview first"
+
+    @contextlib.contextmanager
+    def hold(self, client: str):
+        self.open[client] = self.open.get(client, 0) + 1
+        try:
+            yield
+        finally:
+            self.open[client] -= 1
+            if not self.open[client]:
+                del self.open[client]
 
 
 def client_id(request: Request) -> str:

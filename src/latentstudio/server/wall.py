@@ -10,10 +10,12 @@ from __future__ import annotations
 
 import asyncio
 import time
+from collections import OrderedDict
 
 import torch
 
 from . import timeline
+from .engine import GenItem
 
 
 class Wall:
@@ -23,8 +25,10 @@ class Wall:
         self.config = config
         self.version = -1
         self.members: list[str] = []
-        # (cycle, intro, t0) replaced as one tuple, so a frame never mixes an old cycle with a new start time
-        self.state: tuple[timeline.Timeline, timeline.Timeline | None, float] | None = None
+        # (cycle, intro, t0, generation) replaced as one tuple, so a frame never mixes an old cycle with a new
+        # start time; the generation names the walk in the frame cache
+        self.state: tuple[timeline.Timeline, timeline.Timeline | None, float, int] | None = None
+        self.generation = 0
         self.lock = asyncio.Lock()
 
     @property
@@ -72,21 +76,119 @@ class Wall:
             if current is not None and new else None
         t0 = now if new or self.state is None else self.state[2]
         self.members = [m[0] for m in members]
-        self.state = (cycle, intro, t0)
+        self.generation += 1
+        self.state = (cycle, intro, t0, self.generation)
 
-    def frame_index(self, now: float, screen: int = 0, of: int = 1) -> int:
-        cycle, _, t0 = self.state
+    def frame_index(self, now: float, screen: int = 0, of: int = 1, state=None) -> int:
+        cycle, _, t0, _ = state or self.state
         return int((now - t0) * self.fps + (screen % max(1, of)) * cycle.frames / max(1, of))
 
+    @staticmethod
+    def advance(state, pos: int, steps: int = 1) -> int:
+        """A frame position `steps` frames on, normalised: 0 .. intro-1 is the intro, then the cycle, round and
+        round (so equal positions are equal frames, and the frame cache can share them)."""
+        cycle, intro, _, _ = state
+        n_intro = intro.frames if intro is not None else 0
+        q = pos + steps
+        return q if 0 <= q < n_intro else n_intro + (q - n_intro) % cycle.frames
+
+    def position(self, state, now: float, screen: int = 0, of: int = 1, stride: int = 1) -> int:
+        """The normalised position of a screen now; streams slower than the wall show every stride-th frame
+        (the same ones for every such stream, so they share rendered frames)."""
+        pos = self.advance(state, self.frame_index(now, screen, of, state), 0)
+        n_intro = state[1].frames if state[1] is not None else 0
+        return pos - (pos - n_intro) % stride if pos >= n_intro else pos - pos % stride
+
+    @staticmethod
+    def ws_at(state, positions) -> list[torch.Tensor]:
+        """ws of normalised positions (any thread: the timelines are read-only)."""
+        cycle, intro, _, _ = state
+        n_intro = intro.frames if intro is not None else 0
+        return [intro.frame(p) if p < n_intro else cycle.frame(p - n_intro) for p in positions]
+
     def frame(self, now: float, screen: int = 0, of: int = 1) -> torch.Tensor:
-        cycle, intro, _ = self.state
-        pos = self.frame_index(now, screen, of)
-        if intro is not None and 0 <= pos < intro.frames:
-            return intro.frame(pos)
-        return cycle.frame(pos - (intro.frames if intro is not None else 0))
+        return self.ws_at(self.state, [self.position(self.state, now, screen, of)])[0]
 
     def describe(self) -> dict:
-        cycle, intro, t0 = self.state if self.state else (None, None, 0.0)
+        cycle, intro, t0, _ = self.state if self.state else (None, None, 0.0, 0)
         return {"members": self.members, "cycle_frames": cycle.frames if cycle else 0, "fps": self.fps,
                 "t0": t0, "server_time": time.time(), "version": self.version, "intro": intro is not None}
 
+
+
+class WallFrames:
+    """JPEG frames of the wall, rendered ahead `batch` at a time in one forward pass and shared by every stream
+    that shows the same frame (two browsers on one screen, a player on the MJPEG stream). Keyed by (walk
+    generation, position); a new walk drops the old frames. Event loop only."""
+
+    def __init__(self, wall: Wall, engine, quality: int = 90, batch: int = 8, keep: int = 256):
+        self.wall, self.engine, self.quality = wall, engine, quality
+        self.batch, self.keep = max(1, int(batch)), max(int(keep), 4 * int(batch))
+        self.cache: OrderedDict[tuple[int, int], bytes] = OrderedDict()
+        self.pending: dict[tuple[int, int], asyncio.Future] = {}
+        self.tasks: set[asyncio.Task] = set()
+        self.rendered = 0  # frames rendered, and frames sent (for /api/stats and the benchmark)
+        self.served = 0
+
+    async def get(self, now: float, screen: int = 0, of: int = 1, stride: int = 1) -> tuple[int, bytes]:
+        """(position, JPEG) of a screen at `now`; the next batch is set going before it is due."""
+        state = self.wall.state
+        gen = state[3]
+        if self.cache and next(iter(self.cache))[0] != gen:
+            self.cache = OrderedDict((k, v) for k, v in self.cache.items() if k[0] == gen)
+        pos = self.wall.position(state, now, screen, of, stride)
+        self._ensure(state, pos, stride)
+        self._ensure(state, self.wall.advance(state, pos, self.batch * stride), stride)
+        self.served += 1
+        key = (gen, pos)
+        if key in self.cache:
+            self.cache.move_to_end(key)
+            return pos, self.cache[key]
+        return pos, await asyncio.shield(self.pending[key])
+
+    def _ensure(self, state, pos: int, stride: int) -> None:
+        gen = state[3]
+        positions = []
+        while len(positions) < self.batch:
+            key = (gen, pos)
+            if key in self.cache or key in self.pending or pos in positions:
+                break
+            positions.append(pos)
+            pos = self.wall.advance(state, pos, stride)
+        if positions:
+            futures = {(gen, p): asyncio.get_running_loop().create_future() for p in positions}
+            for fut in futures.values():
+                fut.add_done_callback(_retrieve)
+            self.pending.update(futures)
+            task = asyncio.ensure_future(self._render(state, positions, futures))
+            self.tasks.add(task)
+            task.add_done_callback(self.tasks.discard)
+
+    async def _render(self, state, positions: list[int], futures: dict) -> None:
+        def work():  # model thread: latents and images of the whole batch in one hop
+            return self.engine.run_batch([GenItem(ws=ws, quality=self.quality) for ws in self.wall.ws_at(
+                state, positions)])
+
+        try:
+            jpegs = await self.engine.call(work)
+        except Exception as exc:  # noqa: BLE001 - every stream waiting on these frames sees the error
+            for fut in futures.values():
+                if not fut.done():
+                    fut.set_exception(exc)
+            return
+        finally:
+            for key in futures:
+                self.pending.pop(key, None)
+        self.rendered += len(jpegs)
+        for (key, fut), jpeg in zip(futures.items(), jpegs, strict=True):
+            self.cache[key] = jpeg
+            if not fut.done():
+                fut.set_result(jpeg)
+        while len(self.cache) > self.keep:
+            self.cache.popitem(last=False)
+
+
+def _retrieve(fut: asyncio.Future) -> None:
+    """Frames rendered ahead that nobody waited for must not log 'exception was never retrieved'."""
+    if not fut.cancelled():
+        fut.exception()

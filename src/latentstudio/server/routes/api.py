@@ -42,10 +42,12 @@ async def health(request: Request) -> dict:
     return {"ok": True, "model": s.engine.describe()["resolution"], "server_time": time.time()}
 
 
-@router.get("/stats", summary="batching statistics")
+@router.get("/stats", summary="batching and wall-frame statistics")
 async def stats(request: Request) -> dict:
-    b = studio(request).engine.batcher
-    return {"batches": b.batches, "items": b.items, "mean_batch": b.items / b.batches if b.batches else 0.0}
+    s = studio(request)
+    b, wall = s.engine.batcher, s.wall_frames
+    return {"batches": b.batches, "items": b.items, "mean_batch": b.items / b.batches if b.batches else 0.0,
+            "torch_threads": s.engine.threads, "wall_frames_rendered": wall.rendered, "wall_frames_sent": wall.served}
 
 
 @router.get("/image", summary="one JPEG for a seed (for <img src>; concurrent requests are batched)",
@@ -55,8 +57,7 @@ async def image(request: Request, seed: int = Query(..., ge=0, lt=2**32),
     s = studio(request)
     _limit(request)
     psi = s.config.truncation if truncation is None else truncation
-    ws = await s.engine.call(s.engine.seed_ws, seed, psi)
-    jpeg = await s.engine.render(GenItem(ws=ws, quality=s.config.jpeg_quality))
+    jpeg = await s.engine.render(GenItem(seed=seed, psi=psi, quality=s.config.jpeg_quality))
     return Response(jpeg, media_type="image/jpeg", headers={"Cache-Control": "max-age=3600"})
 
 
