@@ -179,3 +179,14 @@ def test_iter_frames_gives_what_render_writes(tmp_path):
     from PIL import Image
 
     assert np.array_equal(np.asarray(Image.open(tmp_path / "png" / "frame_000011.png")), frames[11])
+
+
+def test_progress_bar_only_on_a_terminal_unless_asked(capsys, monkeypatch):
+    G = FakeG()
+    monkeypatch.delenv("LATENTSTUDIO_PROGRESS", raising=False)
+    render(G, [walk(G, 8)], [RecordingWriter((32, 32))], batch=4)  # stderr is captured here: not a terminal
+    assert capsys.readouterr().err == ""
+    monkeypatch.setenv("LATENTSTUDIO_PROGRESS", "1")
+    render(G, [walk(G, 8)], [RecordingWriter((32, 32))], batch=4, desc="walk")
+    err = capsys.readouterr().err
+    assert "walk" in err and "8/8" in err

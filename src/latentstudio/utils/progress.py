@@ -1,9 +1,11 @@
-"""Progress bars with ETA for long work (tqdm underneath; quiet when output is not a terminal and
-LATENTSTUDIO_PROGRESS=0)."""
+"""Progress bars with ETA for long work (tqdm underneath). They show when stderr is a terminal; logs and pipes
+would fill with thousands of carriage-return updates, so they stay quiet there. LATENTSTUDIO_PROGRESS=1 shows
+them anyway, LATENTSTUDIO_PROGRESS=0 never."""
 
 from __future__ import annotations
 
 import os
+import sys
 from collections.abc import Iterable, Iterator
 from typing import TypeVar
 
@@ -11,7 +13,10 @@ T = TypeVar("T")
 
 
 def progress_enabled() -> bool:
-    return os.environ.get("LATENTSTUDIO_PROGRESS", "1") != "0"
+    flag = os.environ.get("LATENTSTUDIO_PROGRESS")
+    if flag is not None:
+        return flag != "0"
+    return bool(getattr(sys.stderr, "isatty", None) and sys.stderr.isatty())
 
 
 def track(iterable: Iterable[T], total: int | None = None, desc: str = "", unit: str = "it") -> Iterator[T]:
