@@ -9,6 +9,8 @@ import torch
 from PIL import Image
 
 from latentstudio.cli import build_parser, main
+from latentstudio.io.model_dir import CONFIG_FILE
+from latentstudio.io.registry import default_model_path
 from latentstudio.latent.io import load_ws
 from latentstudio.latent.moves import noise_loop
 from latentstudio.latent.seeds import z_from_seeds
@@ -122,3 +124,17 @@ def test_bad_input_is_one_line_and_exit_2(tiny_model_dir, tmp_path, monkeypatch,
 def test_noise_loop_sigma_has_one_default():
     cli = build_parser().parse_args(["walk", "--move", "noise-loop", "--out", "x.mp4"]).sigma
     assert cli == NoiseLoopSpec().sigma == inspect.signature(noise_loop).parameters["sigma"].default == 0.3
+
+
+def test_walk_without_model_uses_the_default_model(tmp_path, monkeypatch, capsys):
+    """No MODEL: the built-in model renders the walk, or, until it is installed, one line says it is missing."""
+    monkeypatch.setenv("LATENTSTUDIO_PROGRESS", "0")
+    out = tmp_path / "frames"
+    code = main(["walk", "--keys", "3,4", "--frames", "2", "--out", str(out), "--device", "cpu"])
+    err = capsys.readouterr().err.strip()
+    if (default_model_path() / CONFIG_FILE).is_file():
+        assert code == 0 and len(list(out.glob("frame_*.png"))) == 3, err
+    else:
+        assert code == 2 and len(err.splitlines()) == 1
+        assert "default model is not installed" in err and str(default_model_path()) in err
+        assert not out.exists()  # nothing written before the model was found
