@@ -20,7 +20,8 @@ time over ours for identical work (the FIR filters, mapping and affine layers th
 work on our side, not in the count). Each repetition runs ours, ref and the ceiling back to back; img/s
 columns give the best repetition (least disturbed by other work), speedup and % of ceiling the median over
 repetitions of the ratio within each repetition, so they compare runs made under the same load. On a shared
-machine use --clock cpu (process CPU time) with --threads 1: other processes then barely move the numbers.
+machine use --clock cpu (process CPU time) with --threads 1: other processes then move the numbers less
+(not nothing: they still share caches and memory bandwidth; repeat a row with --reps to see the spread).
 
 Targets (issue 2): ours >= 2x the reference at 64 and 128 px, >= 85% of the conv ceiling at 256 px. The issue
 also gives reference numbers measured on its machine (batch 8; ISSUE_REF): the "vs issue" column divides ours

@@ -214,3 +214,18 @@ def test_unknown_impl_is_refused():
     G, _ = make_tiny()
     with pytest.raises(ValueError, match="impl"):
         G.synthesis(torch.zeros(1, G.num_ws, G.w_dim), impl="fast")
+
+
+def test_bench_reference_generator_computes_our_images(monkeypatch):
+    """bench/generator.py's straightforward reference is only a fair baseline if it is the same network."""
+    import importlib
+    from pathlib import Path
+
+    monkeypatch.syspath_prepend(str(Path(__file__).resolve().parents[2] / "bench"))
+    bench = importlib.import_module("generator")
+    G, _ = make_tiny(seed=5)
+    z = torch.randn(3, G.z_dim)
+    with torch.no_grad():
+        torch.testing.assert_close(bench.reference_generator(G, z), G(z, noise_mode="const"), atol=1e-4, rtol=0)
+        torch.testing.assert_close(bench.reference_generator(G, z[:1]), G(z[:1], noise_mode="const"), atol=1e-4,
+                                   rtol=0)
