@@ -4,7 +4,8 @@ Image2StyleGAN-style optimisation with what NVIDIA's stylegan2-ada projector doe
 - start from the mean w of many mapped samples (or from an encoder guess, or a latent file);
 - Adam whose learning rate ramps up over the first 5 % of the steps and down (cosine) over the last 25 %;
 - Gaussian noise added to w, shrinking to zero over the first 75 % (explores early, settles late);
-- the per-pixel noise inputs optimised alongside w, kept Gaussian by a multi-scale autocorrelation penalty;
+- optionally (noise='optimize', NVIDIA's default; ours is 'const', see docs/projection.md) the per-pixel noise
+  inputs optimised alongside w, kept Gaussian by a multi-scale autocorrelation penalty;
 plus W+ mode (one w per synthesis layer; reaches images the W space cannot).
 
 Targets of a batch never influence each other: losses are summed (not averaged), each target has its own
