@@ -105,3 +105,11 @@ def temporary_files(data_dir) -> list:
 
     return sorted(p for p in Path(data_dir).rglob("*") if p.is_file() and (p.name.startswith(".") or
                                                                          ".tmp" in p.name or ".partial" in p.name))
+
+
+def free_port() -> int:
+    import socket
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]

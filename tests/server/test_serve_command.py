@@ -9,7 +9,7 @@ import time
 import httpx
 import pytest
 
-from .test_browser import free_port
+from .conftest import free_port
 
 
 def test_serve_prints_urls_and_token_and_serves(tiny_model_dir, tmp_path):
@@ -50,3 +50,27 @@ def test_serve_refuses_bad_arguments_with_one_line(tmp_path, args, message):
     r = subprocess.run([sys.executable, "-m", "latentstudio.cli", "serve", *args, "--data", str(tmp_path / "d")],
                        capture_output=True, text=True, timeout=120)
     assert r.returncode == 2 and message in r.stderr, r.stderr
+
+
+def test_serve_binds_loopback_by_default(tiny_model_dir, tmp_path, monkeypatch, capsys):
+    import uvicorn
+
+    from latentstudio import cli
+
+    monkeypatch.setenv("OMP_WAIT_POLICY", "PASSIVE")  # run() sets it; keep the test process as it was
+    seen = {}
+    monkeypatch.setattr(uvicorn, "run", lambda app, **kwargs: seen.update(kwargs, app=app))
+    assert cli.main(["serve", str(tiny_model_dir), "--data", str(tmp_path / "data")]) == 0
+    assert seen["host"] == "127.0.0.1" and seen["port"] == 8000
+    out = capsys.readouterr().out
+    assert "http://127.0.0.1:8000/wall" in out and "bound to a network address" not in out
+    seen.clear()
+    assert cli.main(["serve", str(tiny_model_dir), "--data", str(tmp_path / "data"), "--host", "0.0.0.0"]) == 0
+    assert seen["host"] == "0.0.0.0" and "bound to a network address" in capsys.readouterr().out
+
+
+def test_docs_and_openapi_are_served(client):
+    r = client.get("/docs")
+    assert r.status_code == 200 and "swagger" in r.text.lower() and "/openapi.json" in r.text
+    spec = client.get("/openapi.json").json()
+    assert {"/query", "/info", "/api/generate", "/api/drawings", "/api/render"} <= set(spec["paths"])

@@ -159,3 +159,34 @@ def test_streams_per_client_are_capped_with_a_clear_reason(make_client):
     with client.websocket_connect("/api/walk/ws") as again:
         again.send_json({"keys": [{"seed": 1}], "frames": 4, "fps": 30})
         assert again.receive_json()["type"] == "walk"
+
+
+def test_a_stream_that_falls_behind_shows_the_newest_rendered_frame_instead_of_waiting():
+    import asyncio
+
+    from latentstudio.server.wall import WallFrames
+
+    class GatedEngine(BatchEngine):
+        gate: asyncio.Event | None = None
+
+        async def call(self, fn, *args):
+            await self.gate.wait()
+            return fn(*args)
+
+    store, engine = FakeStore(), GatedEngine()
+    wall = Wall(store, engine, ServeConfig(wall_fps=10, wall_loop_stops=3, wall_stop_frames=5, wall_morph_frames=10))
+    wall._rebuild(100.0)
+
+    async def run():
+        engine.gate = asyncio.Event()
+        engine.gate.set()
+        frames = WallFrames(wall, engine, batch=8)
+        assert (await frames.get(100.01))[0] == 0  # the first frame is waited for
+        await asyncio.sleep(0)  # frames 8 .. 15 arrive
+        engine.gate.clear()  # the model is busy from now on
+        pos, jpeg = await asyncio.wait_for(frames.get(102.01), 2)  # frame 20 is due, 13 .. 15 are there
+        assert pos == 15 and jpeg == frames.cache[(wall.state[3], 15)]
+        assert (wall.state[3], 20) in frames.pending  # ... and frame 20 on is on its way
+        engine.gate.set()
+
+    asyncio.run(run())

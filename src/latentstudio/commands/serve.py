@@ -16,7 +16,10 @@ def register(sub) -> None:
     p.add_argument("--no-batching", action="store_true", help="render every request on its own")
     p.add_argument("--max-batch", type=positive_int, default=16, help="largest batch of concurrent requests")
     p.add_argument("--max-wait-ms", type=float, default=4.0, help="how long a request waits for others to batch")
+    p.add_argument("--threads", type=int, default=0, help="torch threads of the model (0: one less than the cores, "
+                   "leaving one to the web server)")
     p.add_argument("--wall-fps", type=positive_int, default=24, help="frames per second of the Wall")
+    p.add_argument("--max-streams", type=positive_int, default=8, help="open wall/preview streams per client")
     p.add_argument("--project-seconds", type=float, default=4.0, help="projection time per visitor drawing")
     p.add_argument("--project-loss", default="vgg+pixel", help="projection loss (pixel: no VGG16, faster, rougher)")
     p.add_argument("--admin-token", default=None, help="admin token (default: a fresh random one, printed)")
@@ -27,6 +30,11 @@ def register(sub) -> None:
 
 
 def run(args) -> int:
+    import os
+
+    # Before torch loads (the imports below): idle OpenMP threads sleep rather than spin on the cores the event
+    # loop needs between two batches.
+    os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
     from ..errors import UserError, require
 
     require("fastapi", "serve", "latentstudio serve")
@@ -37,10 +45,13 @@ def run(args) -> int:
 
     if not 0 < args.port < 65536:
         raise UserError(f"--port {args.port}: use 1 .. 65535")
+    if args.threads < 0:
+        raise UserError(f"--threads {args.threads}: use 0 (automatic) or a positive number")
     check_model(args.model)
     config = ServeConfig(model=args.model, data_dir=args.data, host=args.host, port=args.port, device=args.device,
                          batching=not args.no_batching, max_batch=args.max_batch, max_wait_ms=args.max_wait_ms,
-                         wall_fps=args.wall_fps, project_budget_s=args.project_seconds, project_loss=args.project_loss,
+                         threads=args.threads, max_streams_per_client=args.max_streams, wall_fps=args.wall_fps,
+                         project_budget_s=args.project_seconds, project_loss=args.project_loss,
                          admin_token=make_admin_token(args.admin_token), allowed_model_dirs=tuple(args.allow_models))
     write_run_record(args.data, "serve", argparse_safe(args), {"config": {**config.to_dict(), "admin_token": "***"}})
     base = f"http://{'127.0.0.1' if args.host in ('0.0.0.0', '::') else args.host}:{args.port}"

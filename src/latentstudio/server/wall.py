@@ -140,11 +140,15 @@ class WallFrames:
         self._ensure(state, pos, stride)
         self._ensure(state, self.wall.advance(state, pos, self.batch * stride), stride)
         self.served += 1
-        key = (gen, pos)
-        if key in self.cache:
-            self.cache.move_to_end(key)
-            return pos, self.cache[key]
-        return pos, await asyncio.shield(self.pending[key])
+        for back in range(self.batch):
+            # Not rendered yet: the newest frame of the last batch's worth, a frame late rather than a wait. A
+            # stream that waits whenever it falls behind asks for a frame further on each time, which is never
+            # rendered yet either, and ends up showing a frame per batch.
+            at = self.wall.advance(state, pos, -back * stride)
+            if (gen, at) in self.cache:
+                self.cache.move_to_end((gen, at))
+                return at, self.cache[(gen, at)]
+        return pos, await asyncio.shield(self.pending[(gen, pos)])
 
     def _ensure(self, state, pos: int, stride: int) -> None:
         gen = state[3]
