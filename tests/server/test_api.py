@@ -246,3 +246,16 @@ def test_image_for_a_seed_is_one_batched_model_item(client, monkeypatch):
     monkeypatch.setattr(engine, "call", real_call)
     same = client.post("/api/generate", json={"seeds": [3], "truncation": 0.5}).json()["images"][0]
     assert one.content == base64.b64decode(same.split(",", 1)[1])
+
+
+def test_runway_error_endpoint_reports_the_latest_query_error(make_client):
+    client = make_client(generate_burst=2, generate_rate=0.01)
+    assert client.get("/error").json()["error"] is None
+    assert client.post("/query", json={"z": [0.5] * 32, "truncation": 7}).status_code == 422
+    assert "truncation" in client.get("/error").json()["error"]
+    client.post("/api/generate", json={"seeds": [1, 2, 3]})  # other routes' errors are not RunwayML's
+    assert "truncation" in client.get("/error").json()["error"]
+    codes = [client.post("/query", json={"z": [0.5] * 32}).status_code for _ in range(3)]
+    assert codes == [200, 200, 429]
+    assert "too many generate requests" in client.get("/error").json()["error"]
+    assert client.get("/error").headers["access-control-allow-origin"] == "*"

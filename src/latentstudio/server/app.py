@@ -132,16 +132,28 @@ def _lookup_latent(store: Store, drawing_id: str):
 
 
 def _add_error_handlers(app: FastAPI) -> None:
+    from fastapi.exception_handlers import http_exception_handler
+    from starlette.exceptions import HTTPException
+
+    from .routes.runway import remember_error
+
     @app.exception_handler(UserError)
     async def user_error(request: Request, exc: UserError):
         status = 404 if isinstance(exc, NotFoundError) else 400
+        remember_error(request, exc)
         return JSONResponse({"detail": str(exc)}, status_code=status)
+
+    @app.exception_handler(HTTPException)
+    async def refused(request: Request, exc: HTTPException):
+        remember_error(request, exc.detail)
+        return await http_exception_handler(request, exc)
 
     @app.exception_handler(RequestValidationError)
     async def bad_request(request: Request, exc: RequestValidationError):
         errors = exc.errors()
         first = errors[0] if errors else {}
         where = ".".join(str(p) for p in first.get("loc", ()) if p != "body") or "body"
+        remember_error(request, f"{where}: {first.get('msg', 'invalid request')}")
         return JSONResponse({"detail": f"{where}: {first.get('msg', 'invalid request')}",
                              "errors": [{"loc": e.get("loc"), "msg": e.get("msg")} for e in errors]},
                             status_code=422)

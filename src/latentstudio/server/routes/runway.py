@@ -3,6 +3,8 @@ GET /info, POST /query, GET /data, GET /error) work unchanged against latentstud
 
 from __future__ import annotations
 
+import time
+
 import torch
 from fastapi import APIRouter, Request
 
@@ -45,10 +47,20 @@ async def query(body: QueryBody, request: Request) -> dict:
     s = studio(request)
     s.limiter.check(client_id(request), "generate", s.config.generate_rate, s.config.generate_burst)
     z = torch.from_numpy(adapt_z(body.z, s.engine.G.z_dim))
-    jpeg = await s.engine.render(GenItem(z=z, psi=body.truncation, quality=s.config.jpeg_quality))
+    try:
+        jpeg = await s.engine.render(GenItem(z=z, psi=body.truncation, quality=s.config.jpeg_quality))
+    except Exception as exc:
+        remember_error(request, f"generation failed: {str(exc).splitlines()[0] if str(exc) else type(exc).__name__}")
+        raise
     out = {"image": data_url(jpeg)}
     request.app.state.runway_last = out
     return out
+
+
+def remember_error(request: Request, detail) -> None:
+    """Keep the latest refusal or failure of /query for GET /error (the error handlers call this too)."""
+    if request.url.path == "/query":
+        request.app.state.runway_error = {"error": str(detail), "time": time.time()}
 
 
 @router.get("/data", summary="RunwayML: the latest output")
@@ -56,6 +68,6 @@ async def data(request: Request) -> dict:
     return getattr(request.app.state, "runway_last", {})
 
 
-@router.get("/error", summary="RunwayML: the latest error (none)")
-async def error() -> dict:
-    return {}
+@router.get("/error", summary="RunwayML: the latest error of /query ({\"error\": null} while there was none)")
+async def error(request: Request) -> dict:
+    return getattr(request.app.state, "runway_error", {"error": None, "time": None})
