@@ -14,7 +14,9 @@ const SPREAD = 10.0;          // distance between the paths of neighbouring z va
 const IN_FLIGHT = 2;          // requests kept open at once, so the next frame is on its way while one shows
 
 const noise2D = createNoise2D();
-const walk = { t: 0, image: null, frames: 0, sent: 0, started: 0 };
+// `shown` is the sequence number of the image on screen: with two requests in flight a reply can overtake an
+// earlier one, and showing the late one after it would make the walk flick back a step.
+const walk = { t: 0, image: null, frames: 0, sent: 0, shown: 0, stale: 0, started: 0 };
 window.spacewalk = walk;
 
 function nextZ() {
@@ -24,8 +26,16 @@ function nextZ() {
   return z;
 }
 
+function show(seq, img) {
+  if (seq < walk.shown) { walk.stale += 1; return; }  // an older step than the one on screen: drop it
+  walk.shown = seq;
+  walk.image = img;
+  walk.frames += 1;
+}
+
 async function query() {
   walk.sent += 1;
+  const seq = walk.sent;
   try {
     const res = await fetch(`${SERVER}/query`, {
       method: "POST", headers: { "content-type": "application/json" },
@@ -33,7 +43,7 @@ async function query() {
     });
     const data = await res.json();
     if (!res.ok) throw new Error(data.detail || res.statusText);
-    loadImage(data.image, (img) => { walk.image = img; walk.frames += 1; });
+    loadImage(data.image, (img) => show(seq, img));
   } catch (err) {
     document.getElementById("status").textContent = `error: ${err.message}`;
     await new Promise((r) => setTimeout(r, 1000));

@@ -2,7 +2,9 @@
 "use strict";
 
 const PER_PAGE = 16;
-const st = { page: 0, trunc: 0.7, selected: null, keys: [], noiseSeed: 0, stream: null, frame: null };
+const st = { page: 0, trunc: 0.7, selected: null, keys: [], noiseSeed: 0, stream: null, frame: null,
+             neighboursOf: null, galleryVersion: null };
+const GALLERY_POLL_MS = 4000;  // new drawings show up in the gallery panel without a reload
 window.studio = st;  // read by the browser tests
 const $ = (id) => document.getElementById(id);
 
@@ -31,7 +33,10 @@ function renderGrid() {
 }
 
 async function renderGallery() {
-  const data = await api("/api/gallery");
+  let data;
+  try { data = await api("/api/gallery"); } catch (err) { return; }  // a restart: the next poll will do
+  if (data.version === st.galleryVersion) return;
+  st.galleryVersion = data.version;
   const holder = $("gallery");
   holder.replaceChildren();
   if (!data.entries.length) holder.append(el("span", { class: "muted" }, "no drawings yet — open /draw"));
@@ -47,27 +52,41 @@ function select(key, node) {
   loadNeighbours();
 }
 
+// A neighbour: the first click picks it (for "add key"), a second click opens its own neighbours, and so on.
+function pickNeighbour(key, node) {
+  if (node.classList.contains("selected")) { select(key, null); return; }
+  document.querySelectorAll("#neighbours .cell.selected").forEach((n) => n.classList.remove("selected"));
+  node.classList.add("selected");
+  st.selected = key;
+  $("selected-label").textContent = keyLabel(key);
+}
+
 async function loadNeighbours() {
   if (!st.selected) return;
   const holder = $("neighbours");
+  const parent = st.selected;
   const strength = Number($("strength").value);
   try {
-    const data = await api("/api/neighbours", { key: st.selected, count: 8, strength, seed: st.noiseSeed });
+    const data = await api("/api/neighbours", { key: parent, count: 8, strength, seed: st.noiseSeed });
     holder.replaceChildren();
-    data.images.forEach((src, i) => holder.append(cell(src, String(i + 1), (c) => {
-      document.querySelectorAll("#neighbours .cell.selected").forEach((n) => n.classList.remove("selected"));
-      c.classList.add("selected");
-      st.selected = data.keys[i];
-      $("selected-label").textContent = keyLabel(data.keys[i]);
-    })));
+    data.images.forEach((src, i) => holder.append(cell(src, String(i + 1), (c) => pickNeighbour(data.keys[i], c))));
+    st.neighboursOf = parent;
   } catch (err) { holder.replaceChildren(el("span", { class: "error" }, err.message)); }
 }
 
 async function addKey() {
   if (!st.selected) return;
   const key = st.selected;
+  const status = $("render-status");
+  let data;
+  try {
+    data = await api("/api/generate", { keys: [key] });
+  } catch (err) {
+    status.textContent = `could not add the key: ${err.message}`;
+    return;
+  }
+  status.textContent = "";
   st.keys.push(key);
-  const data = await api("/api/generate", { keys: [key] });
   const holder = $("keys");
   if (st.keys.length === 1) holder.replaceChildren();
   const node = cell(data.images[0], String(st.keys.length), () => {
@@ -135,6 +154,7 @@ async function init() {
   $("render").addEventListener("click", renderVideo);
   renderGrid();
   renderGallery();
+  setInterval(renderGallery, GALLERY_POLL_MS);
 }
 
 init();
