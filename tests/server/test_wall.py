@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import time
+
 import torch
 
 from latentstudio.server import timeline
@@ -188,5 +190,27 @@ def test_a_stream_that_falls_behind_shows_the_newest_rendered_frame_instead_of_w
         assert pos == 15 and jpeg == frames.cache[(wall.state[3], 15)]
         assert (wall.state[3], 20) in frames.pending  # ... and frame 20 on is on its way
         engine.gate.set()
+
+    asyncio.run(run())
+
+
+def test_the_wall_is_rendered_ahead_before_a_long_job_takes_the_model():
+    import asyncio
+
+    from latentstudio.server.wall import WallFrames
+
+    store, engine = FakeStore(), BatchEngine()
+    wall = Wall(store, engine, ServeConfig(wall_fps=10, wall_loop_stops=3, wall_stop_frames=5, wall_morph_frames=10))
+    wall._rebuild(100.0)
+
+    async def run():
+        frames = WallFrames(wall, engine, batch=4, keep=16)
+        assert await frames.cover(3.0) == 0  # nobody is watching: nothing to do
+        await frames.get(time.time(), screen=1, of=2)
+        ready = await frames.cover(3.0)  # 3 s at 10 fps: 30 frames of screen 1
+        now = time.time()
+        state = wall.state
+        upcoming = [wall.position(state, now + k / 10, 1, 2) for k in range(30)]
+        assert ready >= 30 and all((state[3], p) in frames.cache for p in upcoming)
 
     asyncio.run(run())

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import dataclasses
 import logging
@@ -76,6 +77,9 @@ def create_app(config: ServeConfig, model=None) -> FastAPI:
                         make_admin_token(config.admin_token), vendor_dirs(), StreamSlots(config.max_streams_per_client),
                         WallFrames(wall, engine, config.jpeg_quality, config.wall_batch))
         app.state.studio = studio
+        loop = asyncio.get_running_loop()
+        studio.jobs.before_long_work = lambda seconds: asyncio.run_coroutine_threadsafe(
+            studio.wall_frames.cover(min(seconds, 30.0)), loop).result(timeout=60)
         engine.start()
         if config.start_jobs:
             studio.jobs.start()

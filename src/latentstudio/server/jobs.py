@@ -14,6 +14,7 @@ import asyncio
 import concurrent.futures
 import logging
 import threading
+from collections.abc import Callable
 
 from ..errors import UserError
 from . import adapters, timeline
@@ -43,6 +44,9 @@ class JobRunner:
         self.queue: asyncio.Queue | None = None
         self.task: asyncio.Task | None = None
         self.stopping = threading.Event()
+        # called (job thread) with the seconds a job is about to hold the model thread; the app renders the
+        # wall ahead for that long so that the screens do not freeze while a drawing is projected
+        self.before_long_work: Callable[[float], None] | None = None
         self._projector: tuple[int, adapters.DrawingProjector] | None = None  # (id of G, projector), model thread
 
     def start(self) -> None:
@@ -112,7 +116,12 @@ class JobRunner:
         with Image.open(self.store.drawing_path(drawing_id)) as img:
             drawing = img.convert("RGB")
         # the projection holds the model thread for its budget (project_budget_s): live requests wait for it
-        # rather than halve its speed and theirs by sharing the cores
+        # rather than halve its speed and theirs by sharing the cores; the wall is rendered ahead first
+        if self.before_long_work is not None:
+            try:
+                self.before_long_work(self.config.project_budget_s)
+            except Exception:  # noqa: BLE001 - a wall that could not render ahead never fails a drawing
+                log.warning("could not render the wall ahead of a projection", exc_info=True)
         ws = self._on_model_thread(lambda: self.projector()(drawing, self.config.project_budget_s))
         adapters.save_latent(self.store.latent_path(drawing_id), ws)
         if not self.store.finish_projection(drawing_id, job["params"].get("wall", True)):

@@ -129,6 +129,8 @@ class WallFrames:
         self.tasks: set[asyncio.Task] = set()
         self.rendered = 0  # frames rendered, and frames sent (for /api/stats and the benchmark)
         self.served = 0
+        self.base_keep = self.keep
+        self.active: dict[tuple[int, int, int], float] = {}  # (screen, of, stride) -> when it last asked
 
     async def get(self, now: float, screen: int = 0, of: int = 1, stride: int = 1) -> tuple[int, bytes]:
         """(position, JPEG) of a screen at `now`; the next batch is set going before it is due."""
@@ -136,6 +138,7 @@ class WallFrames:
         gen = state[3]
         if self.cache and next(iter(self.cache))[0] != gen:
             self.cache = OrderedDict((k, v) for k, v in self.cache.items() if k[0] == gen)
+        self.active[(screen, of, stride)] = now
         pos = self.wall.position(state, now, screen, of, stride)
         self._ensure(state, pos, stride)
         self._ensure(state, self.wall.advance(state, pos, self.batch * stride), stride)
@@ -149,6 +152,25 @@ class WallFrames:
                 self.cache.move_to_end((gen, at))
                 return at, self.cache[(gen, at)]
         return pos, await asyncio.shield(self.pending[(gen, pos)])
+
+    async def cover(self, seconds: float) -> int:
+        """Render the next `seconds` of every screen streamed in the last few seconds, and wait for them: called
+        before a job takes the model thread for that long (a projection), so the wall plays on meanwhile.
+        Returns the number of frames now ready ahead."""
+        state, now = self.wall.state, time.time()
+        self.active = {k: t for k, t in self.active.items() if now - t < 5.0}
+        if state is None or not self.active:
+            return 0
+        ahead = {k: int(seconds * self.wall.fps / k[2]) + 2 * self.batch for k in self.active}
+        self.keep = max(self.base_keep, sum(ahead.values()) + 2 * self.batch)
+        for (screen, of, stride), frames in ahead.items():
+            pos = self.wall.position(state, now, screen, of, stride)
+            for k in range(0, frames, self.batch):
+                self._ensure(state, self.wall.advance(state, pos, k * stride), stride)
+        waiting = [f for key, f in self.pending.items() if key[0] == state[3]]
+        if waiting:
+            await asyncio.wait(waiting)
+        return sum(ahead.values())
 
     def _ensure(self, state, pos: int, stride: int) -> None:
         gen = state[3]
