@@ -4,6 +4,7 @@ with and without request batching, plus the frames/s a Wall screen receives.
     .venv/bin/python bench/serve.py                       # the built-in default model, full run (~3 min)
     .venv/bin/python bench/serve.py --quick               # < 2 min: shorter levels
     .venv/bin/python bench/serve.py --model DIR --cpus 2  # another model; pin servers and clients to 2 CPUs
+    .venv/bin/python bench/serve.py --serve-args "--threads 2"   # compare a server setting
 
 Targets on 2 CPU cores: p50 < 100 ms at 1 client; images/s at 32 clients >= 3x the 1-client images/s (with
 batching); the wall holds >= 24 fps. Each is printed with PASS or FAIL. Ratios compare rows measured in the same
@@ -21,6 +22,7 @@ import argparse
 import asyncio
 import json
 import os
+import shlex
 import subprocess
 import sys
 import tempfile
@@ -56,10 +58,11 @@ def pick_model(spec: str | None, tmp: Path) -> tuple[str, str]:
     return str(out), "model: the built-in default model is not installed; using a random-init cpu128 (same speed)"
 
 
-def start_server(model: str, data: Path, batching: bool, cpus: list[int] | None) -> tuple[subprocess.Popen, int]:
+def start_server(model: str, data: Path, batching: bool, cpus: list[int] | None,
+                 extra: list[str] = ()) -> tuple[subprocess.Popen, int]:
     port = free_port()
     cmd = [sys.executable, "-m", "latentstudio.cli", "serve", model, "--data", str(data), "--port", str(port),
-           "--log-level", "error", *([] if batching else ["--no-batching"])]
+           "--log-level", "error", *([] if batching else ["--no-batching"]), *extra]
     if cpus:
         cmd = ["taskset", "-c", ",".join(map(str, cpus)), *cmd]
     proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
@@ -161,6 +164,7 @@ def main() -> int:
     ap.add_argument("--max-requests", type=int, default=5000, help="request cap per level")
     ap.add_argument("--wall-seconds", type=float, default=None, help="time the wall is measured (default 8, quick 4)")
     ap.add_argument("--cpus", type=int, default=0, help="pin the servers and this client to the first N CPUs")
+    ap.add_argument("--serve-args", default="", help="more `latentstudio serve` options, e.g. '--threads 2'")
     ap.add_argument("--json", default=None, help="also write the results here")
     args = ap.parse_args()
     seconds = args.seconds or (2.5 if args.quick else 8.0)
@@ -177,7 +181,8 @@ def main() -> int:
         servers = {}
         try:
             for batching in (True, False):
-                servers[batching] = start_server(model, Path(tmp) / f"data-{batching}", batching, cpus)
+                servers[batching] = start_server(model, Path(tmp) / f"data-{batching}", batching, cpus,
+                                                 shlex.split(args.serve_args))
             bodies = {b: query_bodies(port) for b, (_, port) in servers.items()}
             for clients in levels:  # the two servers take turns, so both see the same (shared) machine
                 for batching in (True, False):

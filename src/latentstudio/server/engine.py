@@ -78,7 +78,10 @@ class Engine:
         self.device = device
         self.threads = torch_threads(threads)
         self.model_executor = concurrent.futures.ThreadPoolExecutor(1, thread_name_prefix="model")
-        self.batcher = MicroBatcher(self.run_batch, self.model_executor, max_batch, max_wait_ms, batching)
+        # JPEG/PNG encoding of batched requests runs here, next to the model thread, so that the model thread
+        # goes on to the next batch while the last one is encoded (PIL releases the GIL while it encodes)
+        self.encode_executor = concurrent.futures.ThreadPoolExecutor(1, thread_name_prefix="encode")
+        self.batcher = MicroBatcher(self.synthesise, self.model_executor, max_batch, max_wait_ms, batching)
         self.latent_lookup = latent_lookup
         self._seed_cache: dict[tuple[int, float], torch.Tensor] = {}
 
@@ -102,6 +105,7 @@ class Engine:
     async def stop(self) -> None:
         await self.batcher.stop()
         self.model_executor.shutdown(wait=True, cancel_futures=True)
+        self.encode_executor.shutdown(wait=True, cancel_futures=True)
 
     async def call(self, fn, *args):
         """Run model work (anything touching G) on the model thread."""
@@ -114,7 +118,12 @@ class Engine:
 
     # ---- rendering -------------------------------------------------------------------------------------
     async def render(self, item: GenItem):
-        return await self.batcher.submit(item)
+        """The encoded image of one item (batched with concurrent requests), or the uint8 array for fmt 'raw'."""
+        image = await self.batcher.submit(item)
+        if item.fmt == "raw":
+            return image
+        return await asyncio.get_running_loop().run_in_executor(self.encode_executor, encode_image, image,
+                                                                item.fmt, item.quality)
 
     async def render_many(self, items: Sequence[GenItem]) -> list:
         """Several images in one model-thread hop (one forward pass), outside the batcher: for callers that
@@ -130,7 +139,14 @@ class Engine:
 
     @torch.no_grad()
     def run_batch(self, items: Sequence[GenItem]) -> list:
-        """Model thread: map the z items (grouped by truncation), synthesise everything in one pass, encode."""
+        """Model thread: synthesise the items in one pass and encode them (uint8 arrays for fmt 'raw')."""
+        return [img if item.fmt == "raw" else encode_image(img, item.fmt, item.quality)
+                for img, item in zip(self.synthesise(items), items, strict=True)]
+
+    @torch.no_grad()
+    def synthesise(self, items: Sequence[GenItem]) -> np.ndarray:
+        """Model thread: map the z items (grouped by truncation), synthesise everything in one pass; uint8
+        images [N, H, W, C]."""
         G = self.G
         ws = [None] * len(items)
         by_psi: dict[float, list[int]] = {}
@@ -146,9 +162,7 @@ class Engine:
             mapped = G.mapping(z, self._labels(len(idx)), truncation_psi=psi)
             for j, i in enumerate(idx):
                 ws[i] = mapped[j]
-        images = to_uint8(G.synthesis(torch.stack(ws), noise_mode="const"))
-        return [img if item.fmt == "raw" else encode_image(img, item.fmt, item.quality)
-                for img, item in zip(images, items, strict=True)]
+        return to_uint8(G.synthesis(torch.stack(ws), noise_mode="const"))
 
     def _labels(self, n: int):
         if self.G.c_dim == 0:
