@@ -15,6 +15,13 @@ from ..errors import UserError
 class HelpFormatter(argparse.ArgumentDefaultsHelpFormatter, argparse.RawDescriptionHelpFormatter):
     """Shows defaults next to every option and keeps the example in the epilog as written."""
 
+    def _get_help_string(self, action):
+        # A help text that already explains its default ("default: the built-in model") keeps its own words
+        # instead of getting a second, less useful "(default: None)".
+        if "default" in (action.help or ""):
+            return action.help
+        return super()._get_help_string(action)
+
 
 class ArgumentParser(argparse.ArgumentParser):
     """argparse with one-line errors: `latentstudio CMD: error: ... (see latentstudio CMD --help)`, exit 2.
