@@ -16,7 +16,8 @@ const IN_FLIGHT = 2;          // requests kept open at once, so the next frame i
 const noise2D = createNoise2D();
 // `shown` is the sequence number of the image on screen: with two requests in flight a reply can overtake an
 // earlier one, and showing the late one after it would make the walk flick back a step.
-const walk = { t: 0, image: null, frames: 0, sent: 0, shown: 0, stale: 0, started: 0 };
+// `error` is the last failed request's message (and `errorAt` when, in ms): draw() keeps showing it.
+const walk = { t: 0, image: null, frames: 0, sent: 0, shown: 0, stale: 0, started: 0, error: null, errorAt: 0 };
 window.spacewalk = walk;
 
 function nextZ() {
@@ -45,7 +46,8 @@ async function query() {
     if (!res.ok) throw new Error(data.detail || res.statusText);
     loadImage(data.image, (img) => show(seq, img));
   } catch (err) {
-    document.getElementById("status").textContent = `error: ${err.message}`;
+    walk.error = err.message;
+    walk.errorAt = millis();
     await new Promise((r) => setTimeout(r, 1000));
   }
   query();  // keep walking
@@ -65,8 +67,11 @@ window.draw = () => {
     image(walk.image, width / 2, height / 2, s, s);
   }
   const seconds = (millis() - walk.started) / 1000;
-  document.getElementById("status").textContent =
-    `${SERVER}/query · ${(walk.frames / Math.max(seconds, 0.001)).toFixed(1)} images/s`;
+  let status = `${SERVER}/query · ${(walk.frames / Math.max(seconds, 0.001)).toFixed(1)} images/s`;
+  if (walk.error) {  // the last error stays on screen (every frame rewrites the status line)
+    status += ` · last error ${((millis() - walk.errorAt) / 1000).toFixed(0)} s ago: ${walk.error}`;
+  }
+  document.getElementById("status").textContent = status;
 };
 
 window.windowResized = () => resizeCanvas(windowWidth, windowHeight);

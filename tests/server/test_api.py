@@ -259,3 +259,74 @@ def test_runway_error_endpoint_reports_the_latest_query_error(make_client):
     assert codes == [200, 200, 429]
     assert "too many generate requests" in client.get("/error").json()["error"]
     assert client.get("/error").headers["access-control-allow-origin"] == "*"
+
+
+def test_neighbour_keys_carry_the_truncation_their_parent_was_resolved_with(client):
+    body = {"key": {"seed": 5}, "count": 3, "strength": 0.8, "seed": 2}
+    r = client.post("/api/neighbours", json=body).json()
+    key = r["keys"][2]
+    assert key["of"]["seed"] == 5 and key["of"]["truncation"] == 0.7  # the server's default truncation
+
+    def render(k, psi, fmt="png"):
+        out = client.post("/api/generate", json={"keys": [k], "truncation": psi, "format": fmt}).json()
+        return decode_data_url(out["images"][0]), out["keys"][0]
+
+    low, _ = render(key, 0.2)
+    high, _ = render(key, 1.0)
+    assert np.array_equal(low, high)  # the key reproduces its image under any default truncation
+    shown = decode_data_url(r["images"][2]).astype(int)  # ... the image it was picked from (both JPEG)
+    assert np.abs(render(key, 0.2, "jpeg")[0].astype(int) - shown).max() <= 8
+    loose = {**key, "of": {"seed": 5}}  # a key without the truncation depends on the caller's default ...
+    moved, named = render(loose, 0.2)
+    assert not np.array_equal(moved, low)
+    assert named["of"]["truncation"] == 0.2  # ... so /api/generate names the one it used
+    nested = client.post("/api/neighbours", json={"key": loose, "count": 1}).json()["keys"][0]
+    assert nested["of"]["of"]["truncation"] == 0.7  # pinned at any depth
+    pinned = client.post("/api/neighbours", json={"key": {"seed": 5, "truncation": 0.4}, "count": 1}).json()
+    assert pinned["keys"][0]["of"]["truncation"] == 0.4  # a truncation the caller gave is kept
+
+
+def next_text(ws, limit=1000) -> dict:
+    """The next JSON message of a stream, skipping its frames."""
+    import json
+
+    for _ in range(limit):
+        msg = ws.receive()
+        assert msg["type"] == "websocket.send", f"the stream closed: {msg}"
+        if msg.get("text") is not None:
+            return json.loads(msg["text"])
+    raise AssertionError(f"no text message in {limit} messages")
+
+
+def test_walk_specs_are_rate_limited_like_generation(make_client):
+    client = make_client(generate_burst=3, generate_rate=0.01)
+    with client.websocket_connect("/api/walk/ws") as ws:
+        ws.send_json({"keys": [{"seed": 1}, {"seed": 2}], "frames": 4, "fps": 30})
+        assert ws.receive_json()["type"] == "walk"  # two keys: two of the three tokens
+        ws.send_json({"keys": [{"seed": 3}, {"seed": 4}], "frames": 4, "fps": 30})
+        msg = next_text(ws)
+        assert msg["type"] == "error" and "too many generate requests" in msg["detail"] and msg["retry_after"] >= 1
+        assert ws.receive_bytes()[:3] == b"\xff\xd8\xff"  # the socket stays open, the first walk plays on
+    assert client.post("/query", json={"z": [0.5] * 32}).status_code == 200  # the same bucket: one token left
+    assert client.post("/query", json={"z": [0.5] * 32}).status_code == 429
+
+
+def test_an_item_that_does_not_fit_the_model_fails_alone_in_its_batch(tiny_model):
+    from latentstudio.errors import UserError
+
+    async def run():
+        engine = Engine(tiny_model, torch.device("cpu"), max_batch=16, max_wait_ms=50, batching=True)
+        engine.start()
+        items = [GenItem(z=torch.zeros(32), fmt="raw"), GenItem(ws=torch.zeros(3, 7), fmt="raw"),  # old model's
+                 GenItem(seed=1, psi=0.7, fmt="raw"), GenItem(z=torch.zeros(5), fmt="raw")]
+        try:
+            out = await asyncio.gather(*(engine.render(i) for i in items), return_exceptions=True)
+        finally:
+            await engine.stop()
+        return out, engine.batcher.batches
+
+    out, batches = asyncio.run(run())
+    assert batches == 1  # all four shared one forward pass
+    assert isinstance(out[1], UserError) and "[3, 7]" in str(out[1])
+    assert isinstance(out[3], UserError) and "[5]" in str(out[3])
+    assert out[0].shape == out[2].shape == (32, 32, 3)  # the other requests of the batch are rendered

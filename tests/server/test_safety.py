@@ -10,7 +10,7 @@ from PIL import Image
 from latentstudio.io.model_dir import save_model
 
 from ..helpers import make_tiny
-from .conftest import TOKEN, png_bytes, wait_for
+from .conftest import TOKEN, decode_data_url, png_bytes, wait_for
 
 ADMIN = {"Authorization": f"Bearer {TOKEN}"}
 
@@ -116,8 +116,6 @@ def test_model_switch_only_from_allowed_folders(make_client, tmp_path):
     r = client.post("/api/admin/model", json={"path": "small"}, headers=ADMIN)
     assert r.status_code == 200 and r.json()["model"]["resolution"] == 16
     img = client.post("/api/generate", json={"seeds": [1]}).json()["images"][0]
-    from .conftest import decode_data_url
-
     assert decode_data_url(img).shape == (16, 16, 3)
 
 
@@ -214,3 +212,72 @@ def test_model_switch_refuses_a_symlink_out_of_the_allowed_folder(make_client, t
     assert r.status_code == 403 and "outside the allowed folders" in r.json()["detail"]
     assert client.get("/api/model").json()["model"]["resolution"] == 32
     assert client.app.state.studio.store.get_setting("model") is None
+
+
+def frames_until(ws, size: int, limit: int = 600) -> list:
+    """Read a stream until a JPEG frame of size x size arrives (the socket must stay open); its JSON messages."""
+    import json
+
+    texts = []
+    for _ in range(limit):
+        msg = ws.receive()
+        assert msg["type"] == "websocket.send", f"the stream closed: {msg}"
+        if msg.get("text") is not None:
+            texts.append(json.loads(msg["text"]))
+        elif Image.open(io.BytesIO(msg["bytes"])).size == (size, size):
+            return texts
+    raise AssertionError(f"no {size} px frame in {limit} messages")
+
+
+def test_a_switch_to_another_architecture_keeps_the_wall_previews_and_queries_going(make_client, tmp_path):
+    from .conftest import tiny_loaded
+
+    data = tmp_path / "data"
+    client = make_client(data, wall_fps=10)
+    drawing = post_image(client, png_bytes()).json()["id"]
+    wait_for(lambda: client.get(f"/api/drawings/{drawing}").json()["status"] == "done")
+    save_model(data / "models" / "wide", tiny_loaded(seed=1, w_dim=128).G)  # 16 px, w_dim 128 (the tiny: 32, 32)
+    with client.websocket_connect("/api/wall/ws") as wall, client.websocket_connect("/api/walk/ws") as walk:
+        assert wall.receive_json()["type"] == "hello"
+        walk.send_json({"keys": [{"seed": 1}, {"seed": 2}], "mode": "loop", "frames": 4, "fps": 10})
+        assert walk.receive_json()["type"] == "walk"
+        frames_until(wall, 32)
+        frames_until(walk, 32)
+        assert client.get("/api/wall").json()["members"] == [drawing]
+        r = client.post("/api/admin/model", json={"path": "wide"}, headers=ADMIN)
+        assert r.status_code == 200 and r.json()["model"]["w_dim"] == 128
+        for _ in range(3):  # other clients' requests are not failed by the preview's latents of the old model
+            q = client.post("/query", json={"z": [0.5] * 512})
+            assert q.status_code == 200 and decode_data_url(q.json()["image"]).shape == (16, 16, 3)
+        info = client.get("/api/wall").json()
+        assert info["members"][0].startswith("seed") and info["intro"] is False  # the old latent is skipped
+        texts = frames_until(walk, 16)  # the preview is built again on the new model ...
+        assert [t["type"] for t in texts] == ["walk"]
+        texts = frames_until(wall, 16)  # ... and the wall shows the new model, its socket never closed
+        assert all(t["type"] == "wall" for t in texts)
+        frames_until(wall, 16)
+
+
+def test_image_urls_and_etags_name_the_model_so_a_switch_shows_at_once(make_client, tmp_path):
+    from .conftest import tiny_loaded
+
+    data = tmp_path / "data"
+    client = make_client(data)
+    tag = client.get("/api/model").json()["model"]["tag"]
+    assert client.get("/api/gallery").json()["model"] == tag
+    named = client.get("/api/image", params={"seed": 3, "model": tag})
+    assert named.headers["cache-control"] == "max-age=3600" and tag in named.headers["etag"]
+    plain = client.get("/api/image", params={"seed": 3})
+    assert plain.headers["cache-control"] == "no-cache" and plain.headers["etag"] == named.headers["etag"]
+    etag = plain.headers["etag"]
+    again = client.get("/api/image", params={"seed": 3}, headers={"If-None-Match": etag})
+    assert again.status_code == 304 and again.content == b""  # checked again without rendering
+    save_model(data / "models" / "wide", tiny_loaded(seed=1, w_dim=128).G)
+    assert client.post("/api/admin/model", json={"path": "wide"}, headers=ADMIN).status_code == 200
+    new_tag = client.get("/api/model").json()["model"]["tag"]
+    assert new_tag != tag and client.get("/api/gallery").json()["model"] == new_tag  # the Studio polls this
+    after = client.get("/api/image", params={"seed": 3}, headers={"If-None-Match": etag})
+    assert after.status_code == 200 and after.headers["etag"] != etag
+    assert Image.open(io.BytesIO(after.content)).size == (16, 16)
+    stale = client.get("/api/image", params={"seed": 3, "model": tag})  # a URL of the old model: not cached
+    assert stale.headers["cache-control"] == "no-cache"

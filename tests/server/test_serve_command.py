@@ -74,3 +74,18 @@ def test_docs_and_openapi_are_served(client):
     assert r.status_code == 200 and "swagger" in r.text.lower() and "/openapi.json" in r.text
     spec = client.get("/openapi.json").json()
     assert {"/query", "/info", "/api/generate", "/api/drawings", "/api/render"} <= set(spec["paths"])
+
+
+def test_serve_without_the_default_model_stops_with_one_line(tmp_path, monkeypatch, capsys):
+    import uvicorn
+
+    from latentstudio import cli
+    from latentstudio.io import registry
+
+    monkeypatch.setenv("OMP_WAIT_POLICY", "PASSIVE")  # run() sets it; keep the test process as it was
+    monkeypatch.setattr(registry, "default_model_path", lambda: tmp_path / "no-default-model")
+    monkeypatch.setattr(uvicorn, "run", lambda app, **kwargs: pytest.fail("the server started"))
+    assert cli.main(["serve", "--data", str(tmp_path / "data")]) == 2
+    err = capsys.readouterr().err.strip()
+    assert len(err.splitlines()) == 1 and "default model is not installed" in err, err
+    assert not (tmp_path / "data").exists()  # refused before anything was written

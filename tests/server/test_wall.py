@@ -214,3 +214,34 @@ def test_the_wall_is_rendered_ahead_before_a_long_job_takes_the_model():
         assert ready >= 30 and all((state[3], p) in frames.cache for p in upcoming)
 
     asyncio.run(run())
+
+
+def test_a_model_of_another_shape_starts_the_walk_afresh_without_an_intro():
+    import asyncio
+
+    store, engine = FakeStore(), BatchEngine()
+    engine.model_version = 0
+    config = ServeConfig(wall_fps=10, wall_loop_stops=3, wall_stop_frames=5, wall_morph_frames=10,
+                         wall_intro_frames=8)
+    wall = Wall(store, engine, config)
+    engine.latents["d1"] = torch.full((4, 8), 7.0)
+    store.entries.append("d1")
+
+    async def run():
+        await wall.refresh()
+        assert wall.members == ["d1"]
+        generation = wall.state[3]
+        await wall.refresh()
+        assert wall.state[3] == generation  # nothing changed: the walk is kept
+        # a switch to a model of another architecture: the drawing's latent no longer fits (skipped), and the
+        # seeds the wall falls back to have the new model's shape
+        engine.latents.clear()
+        engine.seed_ws = lambda seed, psi: torch.full((2, 16), float(seed))
+        engine.model_version = 1
+        await wall.refresh()  # the store did not change: the model version alone rebuilds the walk
+        assert wall.state[3] == generation + 1 and wall.members[0].startswith("seed")
+
+    asyncio.run(run())
+    assert wall.state[1] is None  # no morph from a frame of the old shape to one of the new
+    now = time.time()
+    assert all(wall.frame(now + k / 10).shape == (2, 16) for k in range(20))

@@ -71,10 +71,14 @@ def check_model(spec: str | None) -> None:
     from pathlib import Path
 
     from ..errors import UserError
+    from ..io import registry
     from ..io.model_dir import read_config
 
-    if spec in (None, "", "default") or str(spec).startswith(("http://", "https://")):
-        return  # the default model falls back to an untrained one; URLs are fetched by the loader
+    if str(spec).startswith(("http://", "https://")):
+        return  # URLs are fetched (and checked) by the loader
+    if spec in (None, "", "default"):  # the built-in default model: it must be installed (no fallback)
+        read_config(registry.resolve_model_path(None))
+        return
     path = Path(spec).expanduser()
     if path.suffix == ".pkl" and path.is_file():
         return

@@ -6,6 +6,9 @@ at most `max_wait_ms` for more while the batch is small, and hands the batch to 
 new requests pile up and form the next batch, so the batch size grows with the load by itself. A lone request
 (nothing else waiting, and the previous batch was a single request too) is not held back at all, so one
 client pays no batching latency.
+
+`work` returns one result per item; an exception instance in an item's place fails that request alone (a
+latent that does not fit the model after a switch), so one client's bad item never fails the others'.
 """
 
 from __future__ import annotations
@@ -87,5 +90,9 @@ class MicroBatcher:
             self.batches += 1
             self.items += len(live)
             for (_, fut), result in zip(live, results, strict=True):
-                if not fut.done():
+                if fut.done():
+                    continue
+                if isinstance(result, Exception):
+                    fut.set_exception(result)
+                else:
                     fut.set_result(result)

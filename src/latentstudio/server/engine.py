@@ -84,6 +84,10 @@ class Engine:
         self.batcher = MicroBatcher(self.synthesise, self.model_executor, max_batch, max_wait_ms, batching)
         self.latent_lookup = latent_lookup
         self._seed_cache: dict[tuple[int, float], torch.Tensor] = {}
+        # counts model switches (the wall and walk streams rebuild their latents when it moves on) and names
+        # the loaded model in image URLs and ETags: new on every load, so no cache mixes two models' images
+        self.model_version = 0
+        self.model_tag = _new_tag()
 
     # ---- facts about the model -------------------------------------------------------------------------
     @property
@@ -94,7 +98,7 @@ class Engine:
         G = self.G
         return {"path": str(self.model.path), "z_dim": G.z_dim, "w_dim": G.w_dim, "num_ws": G.num_ws,
                 "c_dim": G.c_dim, "resolution": G.img_resolution, "channels": G.img_channels,
-                "provenance": self.model.provenance}
+                "provenance": self.model.provenance, "tag": self.model_tag}
 
     # ---- lifecycle -------------------------------------------------------------------------------------
     def start(self) -> None:
@@ -112,9 +116,12 @@ class Engine:
         return await asyncio.get_running_loop().run_in_executor(self.model_executor, fn, *args)
 
     def swap_model(self, model) -> None:
-        """Model thread only: replace the generator between two batches."""
+        """Model thread only: replace the generator between two batches. Latents made for the old model may
+        not fit the new one (another architecture): items that do not fit fail on their own (synthesise)."""
         self.model = model
         self._seed_cache.clear()
+        self.model_tag = _new_tag()
+        self.model_version += 1
 
     # ---- rendering -------------------------------------------------------------------------------------
     async def render(self, item: GenItem):
@@ -127,7 +134,7 @@ class Engine:
 
     async def render_many(self, items: Sequence[GenItem]) -> list:
         """Several images in one model-thread hop (one forward pass), outside the batcher: for callers that
-        already have a batch (wall frames rendered ahead)."""
+        already have a batch (wall frames rendered ahead). An item that does not fit the model is its UserError."""
         return await self.call(self.run_batch, list(items))
 
     @torch.no_grad()
@@ -139,30 +146,42 @@ class Engine:
 
     @torch.no_grad()
     def run_batch(self, items: Sequence[GenItem]) -> list:
-        """Model thread: synthesise the items in one pass and encode them (uint8 arrays for fmt 'raw')."""
-        return [img if item.fmt == "raw" else encode_image(img, item.fmt, item.quality)
+        """Model thread: synthesise the items in one pass and encode them (uint8 arrays for fmt 'raw'); an item
+        that does not fit the model is its UserError in the list (see synthesise)."""
+        return [img if isinstance(img, Exception) or item.fmt == "raw" else encode_image(img, item.fmt, item.quality)
                 for img, item in zip(self.synthesise(items), items, strict=True)]
 
     @torch.no_grad()
-    def synthesise(self, items: Sequence[GenItem]) -> np.ndarray:
-        """Model thread: map the z items (grouped by truncation), synthesise everything in one pass; uint8
-        images [N, H, W, C]."""
+    def synthesise(self, items: Sequence[GenItem]) -> list:
+        """Model thread: map the z items (grouped by truncation), synthesise everything in one pass; one uint8
+        image [H, W, C] per item. An item whose ws or z does not fit the served model (made for the model before
+        a switch) is a UserError in its place: it fails alone, never the batch of other clients' requests."""
         G = self.G
-        ws = [None] * len(items)
+        ws: list = [None] * len(items)
+        out: list = [None] * len(items)
         by_psi: dict[float, list[int]] = {}
         for i, item in enumerate(items):
-            if item.ws is not None:
-                ws[i] = item.ws.to(self.device, torch.float32)
-            elif item.seed is not None:  # mapped here, in the same model-thread hop as the synthesis
-                ws[i] = self.seed_ws(item.seed, item.psi).to(self.device)
-            else:
-                by_psi.setdefault(float(item.psi), []).append(i)
+            try:
+                if item.ws is not None:
+                    ws[i] = self._check_shape(item.ws, "latent").to(self.device, torch.float32)
+                elif item.seed is not None:  # mapped here, in the same model-thread hop as the synthesis
+                    ws[i] = self.seed_ws(item.seed, item.psi).to(self.device)
+                else:
+                    self._check_z(item.z)
+                    by_psi.setdefault(float(item.psi), []).append(i)
+            except UserError as exc:
+                out[i] = exc
         for psi, idx in by_psi.items():
             z = torch.stack([items[i].z for i in idx]).to(self.device, torch.float32)
             mapped = G.mapping(z, self._labels(len(idx)), truncation_psi=psi)
             for j, i in enumerate(idx):
                 ws[i] = mapped[j]
-        return to_uint8(G.synthesis(torch.stack(ws), noise_mode="const"))
+        good = [i for i in range(len(items)) if out[i] is None]
+        if good:
+            images = to_uint8(G.synthesis(torch.stack([ws[i] for i in good]), noise_mode="const"))
+            for j, i in enumerate(good):
+                out[i] = images[j]
+        return out
 
     def _labels(self, n: int):
         if self.G.c_dim == 0:
@@ -209,9 +228,20 @@ class Engine:
             return found[index]
         raise UserError("key: give one of seed, drawing, w or of (a neighbour)")
 
+    def _check_z(self, z: torch.Tensor) -> None:
+        if tuple(z.shape) != (self.G.z_dim,):
+            raise UserError(f"z has shape {list(z.shape)}, the served model needs [{self.G.z_dim}] (was the model "
+                            "switched?)")
+
     def _check_shape(self, ws: torch.Tensor, where: str) -> torch.Tensor:
         G = self.G
         if tuple(ws.shape) != (G.num_ws, G.w_dim):
             raise UserError(f"{where}: latent has shape {list(ws.shape)}, this model needs "
                             f"[{G.num_ws}, {G.w_dim}] (or a flat list of {G.w_dim})")
         return ws
+
+
+def _new_tag() -> str:
+    import secrets
+
+    return secrets.token_hex(4)

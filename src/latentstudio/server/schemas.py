@@ -98,7 +98,8 @@ class WalkSpec(Strict):
 
     keys: list[Key] = Field(..., min_length=1, max_length=MAX_KEYS)
     mode: Literal["interpolate", "loop", "ballad"] = "interpolate"
-    frames: int = Field(48, ge=1, le=1000, description="frames per morph / per loop stop")
+    frames: int = Field(48, ge=1, le=1000, description="interpolate: frames per morph; loop: frames per loop stop; "
+                        "ballad: frames per morph and per whole loop (frames // stops per stop)")
     stops: int = Field(7, ge=2, le=32)
     strength: float = Field(0.6, ge=0, le=10)
     seed: int = Field(0, ge=0, lt=2**32)

@@ -40,7 +40,8 @@ def loop(ws: torch.Tensor, stops: int, frames_per_stop: int, strength: float, se
 def build(keys: list[torch.Tensor], mode: str, frames: int, stops: int = 7, strength: float = 0.6,
           seed: int = 0, cyclic: bool = True) -> Timeline:
     """mode 'interpolate': morph key to key (`frames` each; back to the first when cyclic, else ending on the
-    last key); 'loop': a noise loop around each key (`frames` per stop); 'ballad': loop, morph, loop, ..."""
+    last key); 'loop': a noise loop around each key (`frames` per stop); 'ballad': loop, morph, loop, ... with
+    `frames` per morph and per whole loop (frames // stops per stop)."""
     nxt = keys[1:] + keys[:1] if cyclic else keys[1:]
     if mode == "interpolate":
         segs = [morph(a, b, frames) for a, b in zip(keys, nxt, strict=False)] or [morph(keys[0], keys[0], frames)]

@@ -4,6 +4,9 @@ next), timed by the server clock so every screen that asks at the same moment ge
 A drawing that joins the gallery is shown within seconds: the walk is rebuilt with an intro that morphs from
 wherever screen 0 is now to the newcomer, and the cycle then starts at the newcomer. `?screen=i&of=n` shifts
 screen i by i/n of the cycle, so n screens together show the whole walk at once.
+
+A model switch rebuilds the walk too (the engine's model_version moves on). When the new model's latents have
+another shape (another architecture) there is no intro: the walk starts afresh on the new model.
 """
 
 from __future__ import annotations
@@ -14,6 +17,7 @@ from collections import OrderedDict
 
 import torch
 
+from ..errors import UserError
 from . import timeline
 from .engine import GenItem
 
@@ -24,6 +28,7 @@ class Wall:
         self.engine = engine
         self.config = config
         self.version = -1
+        self.model_version = -1  # the engine's model the walk was built for
         self.members: list[str] = []
         # (cycle, intro, t0, generation) replaced as one tuple, so a frame never mixes an old cycle with a new
         # start time; the generation names the walk in the frame cache
@@ -35,15 +40,19 @@ class Wall:
     def fps(self) -> int:
         return self.config.wall_fps
 
+    def _stale(self) -> bool:
+        return self.state is None or self.store.version != self.version or \
+            getattr(self.engine, "model_version", 0) != self.model_version
+
     async def refresh(self) -> None:
-        """Rebuild the walk if the gallery changed since the last frame (cheap check of a counter)."""
-        if self.store.version == self.version and self.state is not None:
+        """Rebuild the walk if the gallery or the model changed since the last frame (cheap check of counters)."""
+        if not self._stale():
             return
         async with self.lock:
-            if self.store.version != self.version or self.state is None:
-                version = self.store.version
+            if self._stale():
+                version, model_version = self.store.version, getattr(self.engine, "model_version", 0)
                 await self.engine.call(self._rebuild, time.time())
-                self.version = version
+                self.version, self.model_version = version, model_version
 
     def _members(self) -> list[tuple[str, torch.Tensor]]:
         out = []
@@ -72,8 +81,10 @@ class Wall:
             if len(members) > 1:
                 segs.append(timeline.morph(ws, members[(i + 1) % len(members)][1], c.wall_morph_frames))
         cycle = timeline.Timeline(segs)
+        # no intro from a frame of a model of another architecture: a morph between two shapes cannot be drawn
+        fits = current is not None and tuple(current.shape) == tuple(members[0][1].shape)
         intro = timeline.Timeline([timeline.morph(current, members[0][1], c.wall_intro_frames)]) \
-            if current is not None and new else None
+            if fits and new else None
         t0 = now if new or self.state is None else self.state[2]
         self.members = [m[0] for m in members]
         self.generation += 1
@@ -151,7 +162,14 @@ class WallFrames:
             if (gen, at) in self.cache:
                 self.cache.move_to_end((gen, at))
                 return at, self.cache[(gen, at)]
-        return pos, await asyncio.shield(self.pending[(gen, pos)])
+        try:
+            return pos, await asyncio.shield(self.pending[(gen, pos)])
+        except UserError:
+            # frames of a walk built for the model before a switch: rebuild it and show the new walk instead
+            await self.wall.refresh()
+            if self.wall.state is state:
+                raise
+            return await self.get(now, screen, of, stride)
 
     async def cover(self, seconds: float) -> int:
         """Render the next `seconds` of every screen streamed in the last few seconds, and wait for them: called
@@ -205,8 +223,12 @@ class WallFrames:
         finally:
             for key in futures:
                 self.pending.pop(key, None)
-        self.rendered += len(jpegs)
         for (key, fut), jpeg in zip(futures.items(), jpegs, strict=True):
+            if isinstance(jpeg, Exception):  # a frame that does not fit the model (a switch): not cached
+                if not fut.done():
+                    fut.set_exception(jpeg)
+                continue
+            self.rendered += 1
             self.cache[key] = jpeg
             if not fut.done():
                 fut.set_result(jpeg)

@@ -49,7 +49,9 @@ async def switch_model(body: ModelSwitchBody, request: Request) -> dict:
         model = await s.engine.call(adapters.open_serving_model, str(path), s.engine.device)
     except Exception as exc:  # noqa: BLE001 - a broken model leaves the old one serving
         raise HTTPException(400, f"model {body.path!r} cannot be loaded: {str(exc).splitlines()[0]}") from None
+    # the wall and open walk previews see engine.model_version move on and rebuild with latents of the new
+    # model; latents of the old one that are still in flight fail alone (engine.synthesise)
     await s.engine.call(s.engine.swap_model, model)
+    s.store.bump_version()  # the pages hear of it (the wall's members, the gallery's model tag)
     await run_in_threadpool(s.store.set_setting, "model", str(path))  # the next start serves it again
-    s.store.bump_version()  # the wall rebuilds with latents that fit the new model
     return {"model": s.engine.describe()}

@@ -51,14 +51,27 @@ async def stats(request: Request) -> dict:
 
 
 @router.get("/image", summary="one JPEG for a seed (for <img src>; concurrent requests are batched)",
-            response_class=Response, responses={200: {"content": {"image/jpeg": {}}}})
+            response_class=Response,
+            responses={200: {"content": {"image/jpeg": {}}}, 304: {"description": "unchanged (If-None-Match)"}})
 async def image(request: Request, seed: int = Query(..., ge=0, lt=2**32),
-                truncation: float | None = Query(None, ge=0, le=MAX_TRUNCATION)) -> Response:
+                truncation: float | None = Query(None, ge=0, le=MAX_TRUNCATION),
+                model: str | None = Query(None, max_length=64, description="the served model's tag (GET "
+                                          "/api/model): an image URL with it may be cached for an hour")) -> Response:
     s = studio(request)
     _limit(request)
     psi = s.config.truncation if truncation is None else truncation
+
+    def headers() -> dict:
+        # The ETag names the model: after a switch (or a restart) a cached image is never taken for the new
+        # one's. A URL that names the served model may be cached; any other is checked each time (a cheap 304).
+        tag = s.engine.model_tag
+        return {"ETag": f'"{tag}-{seed}-{psi:.4f}"', "Cache-Control": "max-age=3600" if model == tag else "no-cache"}
+
+    before = headers()
+    if before["ETag"] in request.headers.get("if-none-match", ""):
+        return Response(status_code=304, headers=before)
     jpeg = await s.engine.render(GenItem(seed=seed, psi=psi, quality=s.config.jpeg_quality))
-    return Response(jpeg, media_type="image/jpeg", headers={"Cache-Control": "max-age=3600"})
+    return Response(jpeg, media_type="image/jpeg", headers=headers())  # the model it was rendered with
 
 
 @router.post("/generate", summary="images for seeds or keys (data URLs)")
@@ -69,14 +82,16 @@ async def generate(body: GenerateBody, request: Request) -> dict:
     _limit(request, len(keys))
     psi = s.config.truncation if body.truncation is None else body.truncation
     ws_list = await s.engine.call(lambda: [s.engine.resolve(k, psi) for k in keys])
-    return {"images": await _render_all(s, ws_list, body.format), "keys": keys}
+    return {"images": await _render_all(s, ws_list, body.format), "keys": [pin_truncation(k, psi) for k in keys]}
 
 
 @router.post("/neighbours", summary="numbered neighbours of a key (each comes back as a key you can pick)")
 async def neighbours(body: NeighboursBody, request: Request) -> dict:
     s = studio(request)
     _limit(request, body.count)
-    parent = body.key.model_dump(exclude_none=True)
+    # the parent's seeds keep the truncation they were resolved with: a picked neighbour is the same image
+    # whatever truncation it is rendered with later (a walk, /api/generate with another default)
+    parent = pin_truncation(body.key.model_dump(exclude_none=True), s.config.truncation)
 
     def work():
         base = s.engine.resolve(parent, s.config.truncation)
@@ -85,6 +100,16 @@ async def neighbours(body: NeighboursBody, request: Request) -> dict:
     found = await s.engine.call(work)
     keys = [{"of": parent, "index": i, "strength": body.strength, "noise_seed": body.seed} for i in range(body.count)]
     return {"images": await _render_all(s, list(found)), "keys": keys}
+
+
+def pin_truncation(key: dict, psi: float) -> dict:
+    """A copy of `key` whose seeds (itself, or the parent of a neighbour, any depth) name the truncation they
+    are resolved with when they give none, so that the key reproduces its image under any default."""
+    if key.get("seed") is not None and key.get("truncation") is None:
+        return {**key, "truncation": float(psi)}
+    if key.get("of") is not None:
+        return {**key, "of": pin_truncation(key["of"], psi)}
+    return key
 
 
 @router.post("/interpolate", summary="interpolation frames from key a to key b")

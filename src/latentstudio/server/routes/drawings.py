@@ -126,10 +126,11 @@ async def drawing_latent(request: Request, drawing_id: str = ID, format: str = Q
     return FileResponse(path, media_type="application/octet-stream", filename=f"{drawing_id}_projected_w.npz")
 
 
-@router.get("/gallery", summary="drawings on the wall, oldest first")
+@router.get("/gallery", summary="drawings on the wall, oldest first (and the served model's tag, which a model "
+            "switch changes)")
 async def gallery(request: Request) -> dict:
     s = studio(request)
-    return {"version": s.store.version,
+    return {"version": s.store.version, "model": s.engine.model_tag,
             "entries": [{"id": e["id"], "added": e["added"], "drawing": e["drawing_id"],
                          "image": f"/api/drawings/{e['drawing_id']}/image", "key": {"drawing": e["drawing_id"]}}
                         for e in s.store.gallery()]}

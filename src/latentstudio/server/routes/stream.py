@@ -9,6 +9,7 @@ from __future__ import annotations
 import asyncio
 import json
 import time
+from typing import NamedTuple
 
 from fastapi import APIRouter, HTTPException, Query, Request, WebSocket, WebSocketDisconnect
 from fastapi.responses import StreamingResponse
@@ -54,7 +55,7 @@ async def wall_frames(studio, screen: int, of: int, fps: int):
 
 
 async def _refuse(websocket: WebSocket, detail: str) -> None:
-    await websocket.send_text(json.dumps({"type": "error", "detail": detail}))
+    await _send_error(websocket, detail)
     await websocket.close(code=POLICY_VIOLATION, reason=detail[:120])
 
 
@@ -107,23 +108,61 @@ async def wall_mjpeg(request: Request, screen: int = Query(0, ge=0, le=63), of: 
     return StreamingResponse(body(), media_type=f"multipart/x-mixed-replace; boundary={boundary}")
 
 
-async def _walk_spec(studio, websocket: WebSocket, text: str):
-    """(timeline, fps) of a walk spec sent by the client, or None after telling it what is wrong."""
+class _Walk(NamedTuple):
+    timeline: object
+    fps: int
+    model_version: int  # the engine's model the timeline was built for
+    text: str  # the spec, to build the same walk again after a model switch
+
+
+async def _send_error(websocket: WebSocket, detail: str, **extra) -> None:
+    await websocket.send_text(json.dumps({"type": "error", "detail": detail, **extra}))
+
+
+async def _walk_spec(studio, websocket: WebSocket, text: str, client: str, limit: bool = True) -> _Walk | None:
+    """The walk of a spec sent by the client, or None after telling it what is wrong: bad JSON, an unknown
+    drawing, a wrong latent shape, or over the client's generate rate limit (a spec costs one per key, as
+    /api/generate does; `limit` False for the same spec built again after a model switch)."""
+    engine = studio.engine
     try:
         spec = WalkSpec.model_validate_json(text)
+        if limit:
+            c = studio.config
+            studio.limiter.check(client, "generate", c.generate_rate, c.generate_burst, len(spec.keys))
         params = {**spec.model_dump(exclude_none=True), "keys": [k.model_dump(exclude_none=True) for k in spec.keys]}
-        tl = await studio.engine.call(walk_timeline, studio.engine, params, studio.config.truncation)
+        # the model version is read on the model thread, with the timeline: a switch is either before or after
+        tl, version = await engine.call(
+            lambda: (walk_timeline(engine, params, studio.config.truncation), engine.model_version))
+    except HTTPException as exc:  # the rate limit: the socket stays open, the walk that was playing goes on
+        await _send_error(websocket, str(exc.detail), retry_after=float((exc.headers or {}).get("Retry-After", 1)))
+        return None
     except (ValidationError, ValueError, UserError) as exc:  # bad JSON, unknown drawing, wrong latent shape
-        await websocket.send_text(json.dumps({"type": "error", "detail": str(exc).splitlines()[0]}))
+        await _send_error(websocket, str(exc).splitlines()[0])
         return None
     await websocket.send_text(json.dumps({"type": "walk", "frames": tl.frames, "fps": spec.fps}))
-    return tl, spec.fps
+    return _Walk(tl, spec.fps, version, text)
+
+
+async def _walk_frame(studio, websocket: WebSocket, walk: _Walk, start: float) -> int | None:
+    """Render and send the frame of `walk` due now and return its number; None if the model was switched under
+    it (build the walk again)."""
+    k = int((time.time() - start) * walk.fps)
+    try:
+        jpeg = await studio.engine.render(GenItem(ws=walk.timeline.frame(k), quality=studio.config.jpeg_quality))
+    except UserError:  # a latent of the model before a switch (the item failed alone, nobody else's request)
+        if walk.model_version != studio.engine.model_version:
+            return None
+        raise
+    await websocket.send_bytes(jpeg)
+    return k
 
 
 @router.websocket("/walk/ws")
 async def walk_ws(websocket: WebSocket):
     """Send a WalkSpec as JSON; frames of that walk come back as binary JPEG messages at spec.fps, looping.
-    Send another spec at any time to change the walk; errors come back as {"type": "error", "detail": ...}."""
+    Send another spec at any time to change the walk; errors come back as {"type": "error", "detail": ...}.
+    After a model switch the walk is built again on the new model (a new {"type": "walk"} message), or, if
+    its keys do not fit the new model, an error says so and the stream waits for another spec."""
     studio = websocket.app.state.studio
     client = _ws_client(websocket)
     await websocket.accept()
@@ -137,16 +176,17 @@ async def walk_ws(websocket: WebSocket):
                 if walk is None or receiver.done():
                     text = await receiver
                     receiver = asyncio.ensure_future(websocket.receive_text())
-                    new = await _walk_spec(studio, websocket, text)
+                    new = await _walk_spec(studio, websocket, text, client)
                     if new is not None:  # a bad spec keeps the walk that was playing
                         walk, start = new, time.time()
                     if walk is None:
                         continue
-                tl, fps = walk
-                k = int((time.time() - start) * fps)
-                jpeg = await studio.engine.render(GenItem(ws=tl.frame(k), quality=studio.config.jpeg_quality))
-                await websocket.send_bytes(jpeg)
-                delay = start + (k + 1) / fps - time.time()
+                k = await _walk_frame(studio, websocket, walk, start) \
+                    if walk.model_version == studio.engine.model_version else None
+                if k is None:  # the model was switched: the same spec, built again on the new model
+                    walk, start = await _walk_spec(studio, websocket, walk.text, client, limit=False), time.time()
+                    continue
+                delay = start + (k + 1) / walk.fps - time.time()
                 if delay > 0:
                     await asyncio.wait({receiver}, timeout=delay)
     except (WebSocketDisconnect, RuntimeError):

@@ -3,7 +3,7 @@
 
 const PER_PAGE = 16;
 const st = { page: 0, trunc: 0.7, selected: null, keys: [], noiseSeed: 0, stream: null, frame: null,
-             neighboursOf: null, galleryVersion: null };
+             neighboursOf: null, galleryVersion: null, modelTag: "" };
 const GALLERY_POLL_MS = 4000;  // new drawings show up in the gallery panel without a reload
 window.studio = st;  // read by the browser tests
 const $ = (id) => document.getElementById(id);
@@ -27,7 +27,8 @@ function renderGrid() {
   const first = st.page * PER_PAGE;
   $("page-label").textContent = `seeds ${first}–${first + PER_PAGE - 1}`;
   for (let s = first; s < first + PER_PAGE; s++) {
-    grid.append(cell(`/api/image?seed=${s}&truncation=${st.trunc}`, String(s),
+    // the model's tag in the URL: the browser may cache the image, and a model switch gives new URLs
+    grid.append(cell(`/api/image?seed=${s}&truncation=${st.trunc}&model=${st.modelTag}`, String(s),
       (c) => select({ seed: s, truncation: st.trunc }, c)));
   }
 }
@@ -35,6 +36,10 @@ function renderGrid() {
 async function renderGallery() {
   let data;
   try { data = await api("/api/gallery"); } catch (err) { return; }  // a restart: the next poll will do
+  if (data.model !== st.modelTag) {  // an admin switched the model (or the server restarted): new images
+    st.modelTag = data.model;
+    renderGrid();
+  }
   if (data.version === st.galleryVersion) return;
   st.galleryVersion = data.version;
   const holder = $("gallery");
@@ -139,6 +144,7 @@ new p5((p) => {  // the preview canvas
 async function init() {
   const info = await api("/api/model");
   st.trunc = info.truncation;
+  st.modelTag = info.model.tag;
   $("trunc").value = st.trunc;
   $("trunc-value").textContent = st.trunc.toFixed(2);
   $("model").textContent = `${info.model.resolution}px model`;
