@@ -9,7 +9,8 @@ by other work) and the median, and the walk's overhead against the generator twi
 runs, and in this process's CPU time (all threads), which other processes on a shared machine hardly
 change. The load average is printed with the table. Targets (issue 4), checked on every walk row: >= 30
 frames/s end to end (best run) on 2 CPU cores (torch uses 2 threads unless --threads says otherwise), and
-walk + encoding overhead <= 10% of generator time (wall time of the best runs); each gets PASS or FAIL.
+walk + encoding overhead <= 10% of generator time (wall time of the best runs); each gets PASS or FAIL,
+and the exit status is 1 when any row fails.
 Without --model and without the built-in model, a random-init cpu128 network (same architecture, same
 speed) stands in, and the model line says so.
 """
@@ -211,7 +212,7 @@ def main(argv=None) -> int:
     print(f"\nspacewalk noise (OpenSimplex, CPU time): {time_noise(512, args.batch):.2f} ms/frame for 512 dims, "
           f"{time_noise(G.w_dim, args.batch):.2f} ms/frame for this model's {G.w_dim} (W)")
     print("targets: " + ("PASS on every walk row" if not failed else "FAIL on " + ", ".join(failed)))
-    return 0
+    return 1 if failed else 0  # like bench/serve.py: a FAIL is a non-zero exit status
 
 
 if __name__ == "__main__":

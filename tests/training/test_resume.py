@@ -17,7 +17,8 @@ from safetensors.torch import load_file
 from latentstudio.training import snapshots
 
 ROOT = Path(__file__).resolve().parents[2]
-# 25 steps of batch 4 on 16 px images; ADA adapting fast enough that p really moves; a snapshot every 2 steps.
+# 25 steps of batch 4 on 16 px images (a test changes kimg); ADA adapting fast enough that p really moves; a
+# snapshot every 2 steps.
 OPTIONS = dict(kimg=0.1, tick=0.008, snap=1, keep=2, ada_kimg=0.3, seed=3)
 FILES = ("generator.safetensors", "generator_train.safetensors", "discriminator.safetensors",
          "training_state.safetensors")
@@ -58,36 +59,41 @@ def assert_identical(a: dict, b: dict) -> None:
     assert not different, f"{len(different)} tensors differ, e.g. {different[:3]}"
 
 
-@pytest.fixture(scope="module")
-def straight(tmp_path_factory, dataset):
-    run_dir = tmp_path_factory.mktemp("straight")
-    run(dataset, run_dir)
-    return final_state(run_dir), run_dir
-
-
-def test_kill_9_then_resume_twice_is_bit_exact(straight, dataset, tmp_path):
-    """SIGKILL at a random moment after the first snapshot (possibly mid-write), resume in a new process and
-    stop at 15 steps (mid ADA interval, mid tick), resume again to the end: the result equals the
-    uninterrupted run bit for bit (CPU, same thread count)."""
-    reference, _ = straight
+def test_kill_9_then_resume_twice_is_bit_exact(dataset, tmp_path):
+    """SIGKILL at a random moment after the first snapshot (possibly mid-write) of a run far too long to end by
+    itself, resume in a new process and stop 7 steps after the snapshot it resumed from (mid ADA interval, mid
+    tick), resume again to the end: the result equals an uninterrupted run to that end bit for bit (CPU, same
+    thread count). Where the kill lands only moves the stops, so a slow or a fast machine never skips it."""
+    killed_dir, straight_dir = tmp_path / "killed", tmp_path / "straight"
+    killed_dir.mkdir()
+    straight_dir.mkdir()
+    proc = launch(dataset, killed_dir, kimg=10)  # 2,500 steps: still running whenever the kill comes
+    try:
+        deadline = time.time() + 300
+        while not (killed_dir / snapshots.LATEST).exists():
+            assert proc.poll() is None, "training ended before the first snapshot: " + proc.stdout.read()
+            assert time.time() < deadline, "no snapshot within 300 s"
+            time.sleep(0.02)
+        time.sleep(random.uniform(0.0, 0.5))
+        assert proc.poll() is None, "the run ended on its own before the kill: " + proc.stdout.read()
+        os.kill(proc.pid, signal.SIGKILL)
+    finally:
+        if proc.poll() is None:  # after a failed assertion: do not leave the run behind
+            proc.kill()
+        proc.wait()
+        proc.stdout.close()
+    killed = json.loads(((killed_dir / snapshots.LATEST).resolve() / "training_state.json").read_text())
+    resumed_at = killed["progress"]["nimg"]
+    assert resumed_at >= 8 and resumed_at % 8 == 0, resumed_at  # snapshots come at tick ends: 2 steps of 4 images
+    middle, end = resumed_at + 28, max(100, resumed_at + 40)  # 7 steps on: an odd step, mid tick and mid ADA
+    run(dataset, killed_dir, resume=str(killed_dir), kimg=middle / 1000)
+    assert not list((killed_dir / "snapshots").glob(".snapshot-*"))  # half-written leftovers are cleaned up
+    run(dataset, killed_dir, resume="latest", kimg=end / 1000)
+    run(dataset, straight_dir, kimg=end / 1000)
+    reference = final_state(straight_dir)
     assert float(reference["training_state.safetensors:ada/p"]) > 0  # ADA took part
-    proc = launch(dataset, tmp_path)
-    deadline = time.time() + 120
-    while not (tmp_path / snapshots.LATEST).exists():
-        assert proc.poll() is None and time.time() < deadline, "training ended before the first snapshot"
-        time.sleep(0.02)
-    time.sleep(random.uniform(0.0, 0.5))
-    if proc.poll() is not None:
-        pytest.skip("the run finished before it could be killed (machine too fast)")
-    os.kill(proc.pid, signal.SIGKILL)
-    proc.wait()
-    killed_at = json.loads(((tmp_path / snapshots.LATEST).resolve() / "training_state.json").read_text())
-    assert killed_at["progress"]["nimg"] < 60
-    run(dataset, tmp_path, resume=str(tmp_path), kimg=0.06)
-    assert not list((tmp_path / "snapshots").glob(".snapshot-*"))  # half-written leftovers are cleaned up
-    run(dataset, tmp_path, resume="latest")
-    assert_identical(final_state(tmp_path), reference)
-    rows = [json.loads(line) for line in (tmp_path / "metrics.jsonl").read_text().splitlines()]
-    assert rows[0]["nimg"] == 8 and rows[-1]["nimg"] == 100 and 60 in [r["nimg"] for r in rows]
+    assert_identical(final_state(killed_dir), reference)
+    rows = [json.loads(line) for line in (killed_dir / "metrics.jsonl").read_text().splitlines()]
+    assert rows[0]["nimg"] == 8 and rows[-1]["nimg"] == end and middle in [r["nimg"] for r in rows], resumed_at
     assert all(a["nimg"] < b["nimg"] for a, b in zip(rows, rows[1:], strict=False))  # no duplicated ticks
-    assert len(snapshots.list_snapshots(tmp_path)) == 2  # --keep 2
+    assert len(snapshots.list_snapshots(killed_dir)) == 2  # --keep 2

@@ -12,6 +12,13 @@ MOVES = ("interpolate", "noise-loop", "spacewalk", "circle")
 # Prints nothing; its presence tells argparse's ArgumentDefaultsHelpFormatter that the help states the default.
 OWN_DEFAULT = "%(default).0s"
 DEFAULT_FRAMES = {"interpolate": 150, "noise-loop": 30, "spacewalk": 300, "circle": 300}
+DESCRIPTION = """\
+Walk through keys (seeds, .npz latents) with one move and write a video (MP4, GIF or PNG frames).
+
+interpolate morphs from key to key. noise-loop, spacewalk and circle are shown around one key; given
+several keys (circle: three or more, two make one turn through both), the move is shown at each key and
+consecutive keys are joined by --between-frame interpolations, the last back to the first: every move
+ends on its key, so the video loops seamlessly (a timeline `sequence` with `loop: true`)."""
 
 
 def add_space_options(p) -> None:
@@ -70,23 +77,30 @@ def register(sub) -> None:
     from ..latent.simplex import NOISES
 
     p = add_command(sub, "walk", "walk through keys (seeds, .npz latents) with one move and write a video",
-                    "latentstudio walk --keys 3,9,out/projected_w.npz --move interpolate --frames 150 --out walk.mp4")
+                    "latentstudio walk --keys 3,9,out/projected_w.npz --move noise-loop --between 150 --out walk.mp4",
+                    description=DESCRIPTION)
     add_model_argument(p)
     p.add_argument("--keys", default=None,
                    help="seeds (7, 3-6) and latent files (projected_w.npz, neighbours/037.npz, f.npz#2), comma "
-                        "separated (default: 0,1 for interpolate, else 0)" + OWN_DEFAULT)
+                        "separated (default: 0,1 for interpolate, else 0; noise-loop, spacewalk and circle take "
+                        "several keys too: the move at each key, joined by interpolations)" + OWN_DEFAULT)
     p.add_argument("--move", choices=MOVES, default="interpolate", help="how to move")
     p.add_argument("--frames", type=positive_int, default=None,
                    help="interpolate: frames per pair (150); noise-loop: frames per stop (30); spacewalk and "
                         "circle: frames in all (300)" + OWN_DEFAULT)
+    p.add_argument("--between", type=positive_int, default=None,
+                   help="noise-loop, spacewalk, circle with several keys: frames of each interpolation between "
+                        "keys (default: --frames)" + OWN_DEFAULT)
     p.add_argument("--stops", type=positive_int, default=7, help="noise-loop: number of stops")
     p.add_argument("--sigma", type=float, default=NOISE_LOOP_SIGMA, help="noise-loop: σ of each step between stops")
-    p.add_argument("--mode", choices=("linear", "slerp"), default="linear", help="interpolate: linear or spherical")
+    p.add_argument("--mode", choices=("linear", "slerp"), default="linear",
+                   help="interpolate (and the joins between keys): linear or spherical")
     p.add_argument("--easing", choices=("linear", "ease-in", "ease-out", "ease-in-out", "smoothstep"),
-                   default="linear", help="interpolate / noise-loop: speed curve within each segment")
+                   default="linear",
+                   help="interpolate / noise-loop / joins between keys: speed curve within each segment")
     p.add_argument("--loop", action=argparse.BooleanOptionalAction, default=None,
-                   help="interpolate: return to the first key (default no); spacewalk: close the walk (default yes)"
-                   + OWN_DEFAULT)
+                   help="interpolate: return to the first key (default no); spacewalk: close the walk (default yes; "
+                        "several keys need it)" + OWN_DEFAULT)
     p.add_argument("--radius", type=float, default=0.5, help="spacewalk: σ of the drift around the key")
     p.add_argument("--speed", type=float, default=0.01,
                    help="spacewalk: noise units per frame (about 0.9/speed frames from one extreme to the next)")
@@ -115,30 +129,45 @@ def expand_keys(text: str) -> list[str]:
     return refs
 
 
+def _at_key_move(args, frames: int) -> dict:
+    """The noise-loop, spacewalk or circle shown at a key, without the key."""
+    if args.move == "noise-loop":
+        return {"move": "noise-loop", "stops": args.stops, "frames": frames, "sigma": args.sigma,
+                "easing": args.easing}
+    if args.move == "spacewalk":
+        return {"move": "spacewalk", "frames": frames, "radius": args.radius, "speed": args.speed,
+                "loop": args.loop is not False, "noise": args.noise}
+    return {"move": "circle", "frames": frames}
+
+
+def _key_sequence(args, keys: list, frames: int) -> dict:
+    """Several keys: the move at each key, joined by interpolations, and from the last key back to the first
+    (a timeline `sequence` with `loop: true`): every move ends on its key, so the video repeats seamlessly."""
+    if args.move == "spacewalk" and args.loop is False:
+        raise UserError("--no-loop: with several keys each spacewalk must close on its key, where the "
+                        "interpolation to the next key starts; drop --no-loop or write a timeline file")
+    between = {"move": "interpolate", "frames": args.between or frames, "mode": args.mode, "easing": args.easing}
+    return {"keys": keys, "at_key": _at_key_move(args, frames), "between": between, "loop": True}
+
+
 def walk_timeline_data(args) -> dict:
     """The walk as timeline-file data (so walks and `render` share one code path and one record format)."""
     keys = expand_keys(args.keys or ("0,1" if args.move == "interpolate" else "0"))
     frames = args.frames or DEFAULT_FRAMES[args.move]
+    data = {"space": args.space, "truncation": args.trunc, "truncation_cutoff": args.trunc_cutoff,
+            "class": args.class_idx, "seed": args.seed, "end_frame": args.move == "interpolate" and not args.loop}
     if args.move == "interpolate":
         if len(keys) < 2:
             raise UserError("--keys: interpolate needs two or more keys, e.g. --keys 3,9")
-        move = {"move": "interpolate", "keys": keys, "frames": frames, "mode": args.mode, "easing": args.easing,
-                "loop": bool(args.loop)}
-    elif args.move == "circle":
-        if len(keys) > 2:
-            raise UserError("--keys: circle takes one or two keys; use a timeline file for more")
-        move = {"move": "circle", "keys": keys, "frames": frames}
-    elif len(keys) != 1:
-        raise UserError(f"--keys: {args.move} takes one key; use a timeline file (latentstudio render) for several")
-    elif args.move == "noise-loop":
-        move = {"move": "noise-loop", "key": keys[0], "stops": args.stops, "frames": frames, "sigma": args.sigma,
-                "easing": args.easing}
+        data["segments"] = [{"move": "interpolate", "keys": keys, "frames": frames, "mode": args.mode,
+                             "easing": args.easing, "loop": bool(args.loop)}]
+    elif len(keys) == 1 or (args.move == "circle" and len(keys) == 2):  # one move (a circle through both keys)
+        move = _at_key_move(args, frames)
+        move.update({"keys": keys} if args.move == "circle" else {"key": keys[0]})
+        data["segments"] = [move]
     else:
-        move = {"move": "spacewalk", "key": keys[0], "frames": frames, "radius": args.radius, "speed": args.speed,
-                "loop": args.loop is not False, "noise": args.noise}
-    return {"space": args.space, "truncation": args.trunc, "truncation_cutoff": args.trunc_cutoff,
-            "class": args.class_idx, "seed": args.seed, "segments": [move],
-            "end_frame": args.move == "interpolate" and not args.loop}
+        data["sequence"] = _key_sequence(args, keys, frames)
+    return data
 
 
 def run(args) -> int:
