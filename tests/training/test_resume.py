@@ -97,3 +97,17 @@ def test_kill_9_then_resume_twice_is_bit_exact(dataset, tmp_path):
     assert rows[0]["nimg"] == 8 and rows[-1]["nimg"] == end and middle in [r["nimg"] for r in rows], resumed_at
     assert all(a["nimg"] < b["nimg"] for a, b in zip(rows, rows[1:], strict=False))  # no duplicated ticks
     assert len(snapshots.list_snapshots(killed_dir)) == 2  # --keep 2
+
+
+def test_resume_may_change_the_augmentation_and_names_what_it_keeps(dataset, tmp_path):
+    """--augpipe/--target/--ada-kimg/--aug-p apply on resume; options that cannot change, even nested ones
+    such as --gamma, are named instead of dropped silently."""
+    run(dataset, tmp_path / "run", kimg=0.016)
+    proc = launch(dataset, tmp_path / "run", kimg=0.032, resume="latest", augpipe="bg", gamma=5.0)
+    out, _ = proc.communicate(timeout=300)
+    assert proc.returncode == 0, out
+    assert "resuming with augmentation pipe=bg" in out
+    assert "keeps the run's own gamma" in out
+    snap = (tmp_path / "run" / snapshots.LATEST).resolve()
+    config = json.loads((snap / "training_state.json").read_text())["config"]
+    assert config["augment"]["pipe"] == "bg" and config["loss"]["r1_gamma"] != 5.0

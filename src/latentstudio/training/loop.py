@@ -15,6 +15,7 @@ import signal
 import threading
 import time
 from pathlib import Path
+from types import MappingProxyType
 
 import torch
 
@@ -31,6 +32,7 @@ from .writer import RunWriter
 
 # Options that may change when a run is resumed; everything else comes from the snapshot.
 RESUMABLE = ("kimg", "snap", "keep", "tick_kimg", "metrics", "metrics_num_gen", "grid_seeds")
+RESUMABLE_AUG = MappingProxyType({"augpipe": "pipe", "target": "target", "ada_kimg": "speed_kimg", "aug_p": "fixed_p"})
 
 
 def train(dataset, run_dir, *, preset: str | None = None, resume: str | None = None, device="auto",
@@ -122,10 +124,20 @@ def same_dataset(a: dict | None, b: dict) -> bool:
 def resumed_config(meta: dict, fresh: TrainConfig, options: dict, log) -> TrainConfig:
     cfg = TrainConfig.from_dict(meta["config"])
     changes = {k: getattr(fresh, k) for k in RESUMABLE if options.get(k) is not None}
-    ignored = sorted(k for k, v in options.items() if v is not None and k not in RESUMABLE and k != "mirror"
-                     and getattr(cfg, k, v) != v)
+    # The augmentation may change on resume (e.g. --augpipe bg when colour augmentation leaks into a white-paper
+    # set as inverted luminance); ADA's p carries over. Its mode (ada / diffaugment / none) may not.
+    aug = {field: getattr(fresh.augment, field) for key, field in RESUMABLE_AUG.items() if options.get(key) is not None}
+    if aug:
+        changes["augment"] = cfg.augment.replace(**aug)
+        if log:
+            log("resuming with augmentation " + ", ".join(f"{k}={v}" for k, v in aug.items()))
+    given = [k for k, v in options.items() if v is not None and k not in RESUMABLE and k not in RESUMABLE_AUG
+             and k != "mirror"]
+    # Options that live in nested configs (gamma, lrate, aug, ...) are never silently dropped: they are named.
+    ignored = sorted(k for k in given if not hasattr(cfg, k) or getattr(cfg, k) != options[k])
     if ignored and log:
-        log(f"note: resuming keeps the run's own {', '.join(ignored)} (only {', '.join(RESUMABLE)} can change)")
+        log(f"note: resuming keeps the run's own {', '.join(ignored)} (only "
+            f"{', '.join((*RESUMABLE, *RESUMABLE_AUG))} can change)")
     return cfg.replace(**changes)
 
 
