@@ -6,6 +6,7 @@ import numpy as np
 import pytest
 import torch
 from PIL import Image
+from safetensors import safe_open
 
 from latentstudio.cli import main
 from latentstudio.invert import psnr
@@ -69,8 +70,10 @@ def test_train_encoder_then_project_from_it(tmp_path, tiny_model_dir, targets):
     model.symlink_to(tiny_model_dir, target_is_directory=True)
     enc_dir = tmp_path / "enc"
     assert main(["train-encoder", str(model), "--out", str(enc_dir), "--steps", "20", "--batch", "4",
-                 "--vgg-weight", "0", "--checkpoint-every", "10"]) == 0
+                 "--vgg-weight", "0", "--checkpoint-every", "10", "--weights-dtype", "float16"]) == 0
     cfg = json.loads((enc_dir / "config.json").read_text())
+    with safe_open(str(enc_dir / "encoder.safetensors"), "pt") as f:  # shipped half-size, computed in float32
+        assert {f.get_tensor(k).dtype for k in f.keys()} == {torch.float16}
     assert cfg["arch"] == "latentstudio-encoder" and cfg["provenance"]["steps_done"] == 20
     assert (enc_dir / "encoder.safetensors").is_file() and (enc_dir / "train-encoder.json").is_file()
     out = tmp_path / "proj"

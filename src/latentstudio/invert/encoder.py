@@ -140,14 +140,18 @@ def default_encoder_dir(model_path: str | Path) -> Path:
     return path / "encoder"
 
 
-def save_encoder(directory: str | Path, encoder: Encoder, provenance: dict | None = None) -> Path:
+def save_encoder(directory: str | Path, encoder: Encoder, provenance: dict | None = None,
+                 dtype: torch.dtype = torch.float32) -> Path:
+    """Write an encoder directory. `dtype=torch.float16` halves the file (the built-in model ships it so);
+    its guesses only start an optimiser, and loading casts back to float32."""
     from safetensors.torch import save_file
 
     directory = Path(directory)
+    tensors = {k: (v.to(dtype) if v.is_floating_point() else v) for k, v in state_tensors(encoder).items()}
     data = {"format_version": FORMAT_VERSION, "arch": ARCH, "config": encoder.config.to_dict(),
             "package_version": __version__, "provenance": provenance or {}}
     with staging_dir(directory) as tmp:
-        save_file(state_tensors(encoder), str(tmp / WEIGHTS_FILE), metadata={"format": "pt"})
+        save_file(tensors, str(tmp / WEIGHTS_FILE), metadata={"format": "pt"})
         atomic_write_text(tmp / CONFIG_FILE, json.dumps(data, indent=2) + "\n")
     return directory
 
@@ -203,6 +207,7 @@ def load_encoder(directory: str | Path, G=None, device="auto") -> Encoder:
     except (SafetensorError, OSError) as exc:
         raise ModelFormatError(f"{file}: not a readable safetensors file ({exc})") from None
     check_state(encoder, tensors, str(file))
-    encoder.load_state_dict(tensors, strict=True)
+    # float16 files (see save_encoder) are computed in float32 like every other model here.
+    encoder.load_state_dict({k: (v.float() if v.is_floating_point() else v) for k, v in tensors.items()}, strict=True)
     encoder.provenance = provenance
     return encoder.to(resolve_device(device)).eval().requires_grad_(False)
