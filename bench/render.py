@@ -1,7 +1,7 @@
 """Benchmark: `walk` end to end (latents -> images -> H.264 MP4) against the generator alone.
 
     .venv/bin/python bench/render.py --quick               # 48 frames, 2 rounds, the model's size (< 1 minute)
-    .venv/bin/python bench/render.py                       # default model (cpu128 random init until it lands)
+    .venv/bin/python bench/render.py                       # the built-in default model
     .venv/bin/python bench/render.py --model runs/x/latest --frames 300 --batch 8 --sizes model,1280x720
 
 Rows are measured interleaved in rotating order. The table gives frames/s of the best run (least disturbed

@@ -95,24 +95,10 @@ class DrawingProjector:
 
 
 def open_serving_model(spec: str | None, device):
-    """The model to serve: `spec` through io.registry.open_model; without a spec the built-in default model.
-    TODO(train): while the built-in default model is not installed, an untrained cpu128 generator (seed 0) is
-    served instead, with a warning, so the installation still runs end to end."""
-    from ..errors import ModelFormatError
-    from ..io.model_dir import LoadedModel, ModelConfig
+    """The model to serve: `spec` through io.registry.open_model; without a spec the built-in default model."""
     from ..io.registry import open_model
-    from ..models import Generator, get_preset
 
-    try:
-        model = open_model(spec, device=device)
-    except ModelFormatError:
-        if spec not in (None, "", "default"):
-            raise
-        log.warning("the built-in default model is not installed; serving an untrained cpu128 generator")
-        torch.manual_seed(0)
-        G = Generator(get_preset("cpu128").generator).to(device).eval()
-        model = LoadedModel(path=Path("random-init-cpu128"), config=ModelConfig(generator=G.config),
-                            provenance={"source": "random-init", "preset": "cpu128", "seed": 0}, G=G)
+    model = open_model(spec, device=device)
     model.G.requires_grad_(False)  # the server never trains; projection optimises latents only
     return model
 
