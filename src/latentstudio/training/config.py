@@ -9,6 +9,7 @@ batch (10 kimg at batch 32), minibatch-stddev group = min(4, per-GPU batch). Any
 from __future__ import annotations
 
 import dataclasses
+from types import MappingProxyType
 
 from ..config import Config, ConfigError
 from ..models.config import Preset, TrainingDefaults, get_preset
@@ -127,10 +128,14 @@ def retarget(preset: Preset, cfg: TrainConfig) -> Preset:
     return preset.replace(discriminator=disc)
 
 
+# Command-line option -> AugmentConfig field.
+AUG_OPTIONS = MappingProxyType({"target": "target", "aug": "mode", "augpipe": "pipe", "ada_kimg": "speed_kimg",
+                                "aug_p": "fixed_p"})
+
+
 def _pop_fields(overrides: dict, cls) -> dict:
     names = {f.name for f in dataclasses.fields(cls)}
-    renames = {"target": "target", "aug": "mode", "augpipe": "pipe", "ada_kimg": "speed_kimg",
-               "aug_p": "fixed_p"} if cls is AugmentConfig else {}
+    renames = AUG_OPTIONS if cls is AugmentConfig else {}
     picked = {}
     for key in list(overrides):
         field = renames.get(key, key)

@@ -23,7 +23,7 @@ from ..config import ConfigError
 from ..errors import UserError
 from ..utils.progress import bar
 from . import report, snapshots
-from .config import TrainConfig, resolve
+from .config import AUG_OPTIONS, TrainConfig, resolve
 from .data import DataOrder, RealBatches, dataset_identity, open_dataset
 from .distributed import Dist, init_distributed, shutdown
 from .ema import ema_beta, update_ema
@@ -32,7 +32,8 @@ from .writer import RunWriter
 
 # Options that may change when a run is resumed; everything else comes from the snapshot.
 RESUMABLE = ("kimg", "snap", "keep", "tick_kimg", "metrics", "metrics_num_gen", "grid_seeds")
-RESUMABLE_AUG = MappingProxyType({"augpipe": "pipe", "target": "target", "ada_kimg": "speed_kimg", "aug_p": "fixed_p"})
+# ... and augmentation options that may (the mode, ada / diffaugment / none, may not).
+RESUMABLE_AUG = MappingProxyType({k: f for k, f in AUG_OPTIONS.items() if k != "aug"})
 
 
 def train(dataset, run_dir, *, preset: str | None = None, resume: str | None = None, device="auto",
