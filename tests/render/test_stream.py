@@ -12,7 +12,7 @@ from latentstudio.latent.moves import hold, interpolation, noise_loop, spacewalk
 from latentstudio.latent.space import LatentSpace
 from latentstudio.latent.timeline import Timeline
 from latentstudio.render.layout import FrameLayout
-from latentstudio.render.stream import QUEUE_DEPTH, iter_frames, render
+from latentstudio.render.stream import QUEUE_DEPTH, iter_frames, overlap_pays, render
 from latentstudio.render.video import FrameWriter, open_writer
 
 from .fakes import FakeG
@@ -132,12 +132,40 @@ def test_generation_overlaps_encoding():
             overlapped.append(second_batch_started.wait(timeout=20))
 
     writer = RecordingWriter((32, 32), on_write)
-    stats = render(G, [walk(G, 24)], [writer], batch=8, progress=False)
+    stats = render(G, [walk(G, 24)], [writer], batch=8, progress=False, overlap=True)
     assert overlapped == [True] and writer.frames_written == 24 and writer.closed
     assert stats.frames == 24 and stats.encode_seconds > 0 and stats.generate_seconds > 0
 
 
-def test_encoder_errors_surface_and_abort_every_writer(tmp_path):
+def test_encoding_between_batches_writes_the_same_video(tmp_path):
+    G = FakeG()
+    runs = {}
+    for overlap in (True, False):
+        writer = RecordingWriter((32, 32))
+        stats = render(G, [walk(G, 30)], [writer], batch=8, progress=False, overlap=overlap)
+        runs[overlap] = (writer.frames_written, writer.checksum, writer.closed)
+        assert stats.frames == 30 and stats.encode_seconds > 0
+    assert runs[True] == runs[False] and runs[True][0] == 30 and runs[True][2]
+
+
+def test_encoder_thread_only_where_it_gets_a_core(monkeypatch):
+    G = FakeG()
+    monkeypatch.setattr(os, "sched_getaffinity", lambda pid: {0, 1}, raising=False)
+    threads = torch.get_num_threads()
+    try:
+        torch.set_num_threads(2)
+        assert not overlap_pays(G)  # 2 torch threads on 2 cores: encode between batches
+        torch.set_num_threads(1)
+        assert overlap_pays(G)  # a core to spare
+        G.device = torch.device("cuda")
+        torch.set_num_threads(2)
+        assert overlap_pays(G)  # the GPU generates, the CPU encodes
+    finally:
+        torch.set_num_threads(threads)
+
+
+@pytest.mark.parametrize("overlap", [True, False])
+def test_encoder_errors_surface_and_abort_every_writer(tmp_path, overlap):
     G = FakeG()
 
     def fail(index):
@@ -147,7 +175,7 @@ def test_encoder_errors_surface_and_abort_every_writer(tmp_path):
     good = open_writer(tmp_path / "good.mp4", (32, 32))
     bad = RecordingWriter((32, 32), fail)
     with pytest.raises(OSError, match="disk full"):
-        render(G, [walk(G, 64), walk(G, 64, seed=1)], [good, bad], batch=4, progress=False)
+        render(G, [walk(G, 64), walk(G, 64, seed=1)], [good, bad], batch=4, progress=False, overlap=overlap)
     assert bad.aborted and not bad.closed
     assert list(tmp_path.iterdir()) == []  # the half-written MP4 is gone
 

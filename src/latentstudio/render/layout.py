@@ -112,8 +112,13 @@ class FrameLayout:
 
     def apply(self, images: torch.Tensor) -> np.ndarray:
         """[B, C, h, w] in [-1, 1] -> uint8 [B, H, W, C] on the canvas (NVIDIA's rounding: x*127.5+128)."""
-        _, c, h, w = images.shape
+        b, c, h, w = images.shape
         cw, ch = self.output_size(w, h)
+        if (cw, ch) == (w, h) and images.device.type == "cpu":
+            # The model's own size (the usual walk): one pass from floats to channels-last uint8 (~2x faster)
+            frames = torch.empty((b, h, w, c), dtype=torch.uint8)
+            frames.copy_(images.permute(0, 2, 3, 1).float().mul(127.5).add_(128).clamp_(0, 255))
+            return frames.numpy()
         x = _scaled_uint8(images, self.scaled_size(w, h), self.filter)
         sw, sh = x.shape[3], x.shape[2]
         if sw > cw or sh > ch:  # crop the centre
