@@ -245,8 +245,10 @@ def tf_static_kwargs(G, D, lod=False):
     return g_kwargs, d_kwargs
 
 
-def write_tf_pickle(path, G, D, marker="/nonexistent/marker", lod=False):
-    """Pickle (G, D, Gs) as TF StyleGAN2-ADA's `network-snapshot-*.pkl` does (dnnlib.tflib Networks)."""
+def write_tf_networks(path, g_kwargs, g_vars, d_kwargs=None, d_vars=None, marker="/nonexistent/marker"):
+    """Pickle TF networks given as plain dicts of TF variables, named relative to their network as dnnlib stores
+    them: g_vars = {'dlatent_avg': array, 'mapping': {'Dense0/weight': ...}, 'synthesis': {'noise0': ...}}.
+    With D: the (G, D, Gs) tuple of TF StyleGAN2-ADA's `network-snapshot-*.pkl` (G = Gs); without: Gs alone."""
     with fake_modules("dnnlib.tflib.network") as mods:
         module = mods["dnnlib.tflib.network"]
 
@@ -262,12 +264,18 @@ def write_tf_pickle(path, G, D, marker="/nonexistent/marker", lod=False):
         Network.__module__ = "dnnlib.tflib.network"
         Network.__qualname__ = "Network"
         module.Network = Network
-        g_kwargs, d_kwargs = tf_static_kwargs(G, D, lod)
-        mapping, synth = tf_generator_variables(G, lod)
-        comps = {"mapping": Network("G_mapping", {}, {k: v for k, v in mapping.items() if k != "dlatent_avg"}),
-                 "synthesis": Network("G_synthesis", {}, synth)}
-        Gs = Network("G", g_kwargs, {"dlatent_avg": mapping["dlatent_avg"]}, comps)
-        tf_D = Network("D", d_kwargs, tf_discriminator_variables(D, lod))
+        comps = {"mapping": Network("G_mapping", {}, g_vars["mapping"]),
+                 "synthesis": Network("G_synthesis", {}, g_vars["synthesis"])}
+        Gs = Network("G", g_kwargs, {"dlatent_avg": g_vars["dlatent_avg"]}, comps)
+        data = Gs if d_vars is None else (Gs, Network("D", d_kwargs, d_vars), Gs)
         with open(path, "wb") as f:
-            pickle.dump((Gs, tf_D, Gs), f, protocol=2)
+            pickle.dump(data, f, protocol=2)
     return path
+
+
+def write_tf_pickle(path, G, D, marker="/nonexistent/marker", lod=False):
+    """Pickle (G, D, Gs) as TF StyleGAN2-ADA's `network-snapshot-*.pkl` does (dnnlib.tflib Networks)."""
+    g_kwargs, d_kwargs = tf_static_kwargs(G, D, lod)
+    mapping, synth = tf_generator_variables(G, lod)
+    g_vars = {"dlatent_avg": mapping.pop("dlatent_avg"), "mapping": mapping, "synthesis": synth}
+    return write_tf_networks(path, g_kwargs, g_vars, d_kwargs, tf_discriminator_variables(D, lod), marker)

@@ -172,20 +172,21 @@ def _check_tf(net: TFNetwork, path: Path):
 def _tf_generator(net: TFNetwork, path: Path) -> Generator:
     _check_tf(net, path)
     kw = _KwargReader(net.static_kwargs, path)
+    params = _tf_params(net)
+    w_dim = kw("dlatent_size", 512)
     mapping = MappingConfig(
-        num_layers=kw("mapping_layers", 8), embed_features=kw("label_fmaps"), layer_features=kw("mapping_fmaps"),
-        activation=kw("mapping_nonlinearity", "lrelu"), lr_multiplier=kw("mapping_lrmul", 0.01),
-        w_avg_beta=kw("w_avg_beta", 0.995, none=1))
+        num_layers=kw("mapping_layers", 8), activation=kw("mapping_nonlinearity", "lrelu"),
+        lr_multiplier=kw("mapping_lrmul", 0.01), w_avg_beta=kw("w_avg_beta", 0.995, none=1),
+        **_tf_mapping_widths(params, kw("label_fmaps"), kw("mapping_fmaps"), w_dim))
     synthesis = dict(
         channel_base=kw("fmap_base", 16384) * 2, channel_max=kw("fmap_max", 512),
         num_fp16_res=kw("num_fp16_res", 0), conv_clamp=kw("conv_clamp"), architecture=kw("architecture", "skip"),
         resample_filter=tuple(kw("resample_kernel", [1, 3, 3, 1])), use_noise=kw("use_noise", True),
         activation=kw("nonlinearity", "lrelu"))
     res = kw("resolution", 1024)
-    gen = dict(z_dim=kw("latent_size", 512), c_dim=kw("label_size", 0), w_dim=kw("dlatent_size", 512),
+    gen = dict(z_dim=kw("latent_size", 512), c_dim=kw("label_size", 0), w_dim=w_dim,
                img_resolution=res, img_channels=kw("num_channels", 3))
     kw.check()
-    params = _tf_params(net)
     if any(name.endswith("LabelConcat/weight") for name in params):
         raise ModelFormatError(f"{path}: a conditional model of the original TensorFlow StyleGAN2 (labels joined by "
                                "LabelConcat, without normalisation) is a different network; only StyleGAN2-ADA's "
@@ -199,6 +200,20 @@ def _tf_generator(net: TFNetwork, path: Path) -> Generator:
     G = Generator(GeneratorConfig(**gen, mapping=mapping, synthesis=SynthesisConfig(**synthesis)))
     _populate(G, params, _tf_generator_name, path)
     return G.eval().requires_grad_(False)
+
+
+def _tf_mapping_widths(params: dict, label_fmaps, mapping_fmaps, w_dim: int) -> dict:
+    """The mapping's label-embedding and hidden widths, read from its weights. A pickle stores only the kwargs its
+    run set and the unstored defaults differ: StyleGAN2-ADA embeds labels latent_size wide and its hidden layers
+    are dlatent_size wide, TF StyleGAN2's hidden layers are 512 whatever dlatent_size is, and ours (those of
+    stylegan2-ada-pytorch) are w_dim for both. None = w_dim, so the configs of w_dim-wide networks stay default."""
+    def width(name, stored):
+        value = params.get(f"mapping/{name}/weight")  # [in, out]; a missing one is reported by _populate
+        return value.shape[1] if value is not None and value.ndim == 2 else stored
+
+    # With one layer Dense0 is [in, w_dim] and the hidden width, unused, comes out as the default.
+    embed, hidden = width("LabelEmbed", label_fmaps), width("Dense0", mapping_fmaps)
+    return {"embed_features": None if embed == w_dim else embed, "layer_features": None if hidden == w_dim else hidden}
 
 
 def _tf_generator_name(name: str):
