@@ -77,9 +77,12 @@ def test_batch_equals_one_by_one(G, stats, known):
     together = project_images(G, targets, cfg.replace(batch=3), w_stats=stats, device="cpu", progress=False)
     alone = [project_images(G, targets[i:i + 1], cfg.replace(batch=1), w_stats=stats, device="cpu",
                             progress=False) for i in range(3)]
-    torch.testing.assert_close(together.ws, torch.cat([a.ws for a in alone]), rtol=1e-4, atol=1e-4)
+    # float32 GEMMs round differently at batch 3 and 1 (the kernels block differently, and which kernels run
+    # depends on the CPU: 3.6e-4 after 25 steps on one machine, under 1e-4 on another). A leak is far larger:
+    # one target's noise on w alone moves w by ~0.05 w_std (~0.25 here).
+    torch.testing.assert_close(together.ws, torch.cat([a.ws for a in alone]), rtol=1e-3, atol=2e-3)
     torch.testing.assert_close(together.loss_history, torch.cat([a.loss_history for a in alone], dim=1),
-                               rtol=1e-3, atol=1e-5)
+                               rtol=1e-2, atol=1e-5)
     assert all(torch.equal(before[k], v) for k, v in G.state_dict().items())  # G itself is never changed
     assert all(p.grad is None for p in G.parameters())
 

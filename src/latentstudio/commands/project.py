@@ -41,8 +41,8 @@ def register(sub) -> None:
     p.add_argument("--noise", choices=("const", "optimize"), default="const",
                    help="const: optimise against the model's fixed noise (what every tool renders); optimize: "
                    "also optimise the noise inputs like NVIDIA's projector (they are not saved)")
-    p.add_argument("--lr", type=float, default=None, help="peak learning rate (default 0.1 from the mean, "
-                   "0.02 from an encoder or latent file)")
+    p.add_argument("--lr", type=float, default=None, help="peak learning rate (default 0.1, from the mean "
+                   "with noise on w, from an encoder or latent file without)")
     p.add_argument("--batch", type=positive_int, default=8, help="targets optimised together")
     p.add_argument("--crop", choices=("center", "pad", "none"), default="center", help="how targets are squared")
     p.add_argument("--background", default="white", help="white, black or #rrggbb: behind transparency and padding")
