@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import os
+
 import torch
 
 from .errors import UserError
@@ -22,3 +24,8 @@ def resolve_device(device: str | torch.device | None = "auto") -> torch.device:
     if dev.type not in ("cpu", "cuda", "mps"):
         raise UserError(f"--device {device}: use auto, cpu, cuda or cuda:N")
     return dev
+
+
+def cpu_cores() -> int:
+    """CPU cores this process may run on (its affinity mask where the OS has one, e.g. under taskset)."""
+    return len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)

@@ -94,13 +94,13 @@ def _extras_of(region: int, key: int):
 
 
 def _extras_table() -> np.ndarray:
-    """[3 axes, 2 extras, 64 · region + key] vertex offsets (unused keys: zeros, never looked up)."""
+    """[64 · region + key, 2 extras, 3 axes] vertex offsets (unused keys: zeros, never looked up)."""
     table = np.zeros((192, 2, 3), dtype=np.int64)
     octahedron_keys = [a * 8 + b for a in (1, 3, 4, 6) for b in (1, 2, 5, 6)]
     for region, keys in ((0, range(1, 7)), (1, range(1, 7)), (2, octahedron_keys)):
         for key in keys:
             table[64 * region + key] = _extras_of(region, key)
-    return np.ascontiguousarray(table.transpose(2, 1, 0))
+    return table
 
 
 def _vertex_tables() -> tuple[np.ndarray, np.ndarray, np.ndarray]:
@@ -110,7 +110,7 @@ def _vertex_tables() -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     tetrahedron's 4 padded to 6 with weight-0 vertices) and the two extras. Returns integer offsets
     [192, 8, 3], the same offsets in input space (offset + squish, subtracted from a point's position in
     its cell) [192, 8, 3] and weights [192, 8]."""
-    extras = _extras_table().transpose(2, 1, 0)  # [192, 2, 3]
+    extras = _extras_table()
     corners = [(i & 1, (i >> 1) & 1, i >> 2) for i in range(8)]
     rules = (lambda c: sum(c) <= 1, lambda c: sum(c) >= 2, lambda c: sum(c) in (1, 2))
     offsets, weights = np.zeros((192, 8, 3), dtype=np.int32), np.zeros((192, 8))

@@ -12,7 +12,6 @@ flat) and encodes between batches where it does not (see `overlap_pays`).
 from __future__ import annotations
 
 import dataclasses
-import os
 import queue
 import threading
 import time
@@ -21,6 +20,7 @@ from collections.abc import Iterator, Sequence
 import numpy as np
 import torch
 
+from ..device import cpu_cores
 from ..latent.timeline import Timeline
 from ..utils.progress import bar
 from .layout import FrameLayout, tile_frames
@@ -64,19 +64,46 @@ def iter_frames(G, timeline: Timeline, layout: FrameLayout | None = None, batch:
 QUEUE_DEPTH = 2
 
 
-class _Encoder(threading.Thread):
-    """Consumes lists of image batches (one per screen): layout, uint8, every writer, the tiled preview."""
+class _Encoder:
+    """Encodes lists of image batches (one per screen) in the caller's thread: layout, uint8, every writer,
+    the tiled preview. `put` encodes at once; `finish` and `stop` have nothing to wait for."""
 
     def __init__(self, layout: FrameLayout, writers: Sequence[FrameWriter], preview: FrameWriter | None,
-                 preview_cols: int | None, preview_tile: int, depth: int = QUEUE_DEPTH):
-        super().__init__(name="latentstudio-encoder", daemon=True)
+                 preview_cols: int | None, preview_tile: int):
         self.layout, self.writers, self.preview = layout, list(writers), preview
         self.preview_cols, self.preview_tile = preview_cols, preview_tile
-        self.inbox: queue.Queue = queue.Queue(maxsize=depth)
-        self.error: BaseException | None = None
         self.busy = 0.0
 
-    def run(self):
+    def encode(self, item) -> None:
+        t0 = time.perf_counter()
+        frames = [self.layout.apply(images) for images in item]
+        for writer, batch in zip(self.writers, frames, strict=True):
+            writer.write(batch)
+        if self.preview is not None:
+            self.preview.write(tile_frames(frames, self.preview_cols, self.preview_tile))
+        self.busy += time.perf_counter() - t0
+
+    def put(self, item) -> None:
+        self.encode(item)
+
+    def finish(self) -> None:
+        """Wait until everything put has been written; raise what went wrong."""
+
+    def stop(self) -> None:
+        """On an error in the caller: stop encoding (what was put may be dropped)."""
+
+
+class _ThreadedEncoder(_Encoder):
+    """The same work in a thread of its own, fed through a bounded queue, while the caller generates."""
+
+    def __init__(self, *args, depth: int = QUEUE_DEPTH):
+        super().__init__(*args)
+        self.inbox: queue.Queue = queue.Queue(maxsize=depth)
+        self.error: BaseException | None = None
+        self.thread = threading.Thread(target=self._run, name="latentstudio-encoder", daemon=True)
+        self.thread.start()
+
+    def _run(self):
         while True:
             item = self.inbox.get()
             if item is None:
@@ -87,15 +114,6 @@ class _Encoder(threading.Thread):
                 self.encode(item)
             except BaseException as exc:  # noqa: BLE001 - handed to the producer thread and raised there
                 self.error = exc
-
-    def encode(self, item) -> None:
-        t0 = time.perf_counter()
-        frames = [self.layout.apply(images) for images in item]
-        for writer, batch in zip(self.writers, frames, strict=True):
-            writer.write(batch)
-        if self.preview is not None:
-            self.preview.write(tile_frames(frames, self.preview_cols, self.preview_tile))
-        self.busy += time.perf_counter() - t0
 
     def put(self, item) -> None:
         while True:
@@ -109,25 +127,15 @@ class _Encoder(threading.Thread):
 
     def finish(self) -> None:
         self.inbox.put(None)
-        self.join()
+        self.thread.join()
         if self.error is not None:
             raise self.error
 
-
-class _InlineEncoder(_Encoder):
-    """The same work done by the caller's thread, batch by batch (no queue, no thread)."""
-
-    def start(self):
-        pass
-
-    def is_alive(self) -> bool:
-        return False
-
-    def put(self, item) -> None:
-        self.encode(item)
-
-    def finish(self) -> None:
-        pass
+    def stop(self) -> None:
+        if self.thread.is_alive():
+            self.error = self.error or RuntimeError("render stopped")
+            self.inbox.put(None)
+            self.thread.join(timeout=10)
 
 
 def overlap_pays(G) -> bool:
@@ -142,8 +150,7 @@ def overlap_pays(G) -> bool:
     device = torch.device(getattr(G, "device", "cpu"))
     if device.type != "cpu":
         return True
-    cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
-    return cores > torch.get_num_threads()
+    return cpu_cores() > torch.get_num_threads()
 
 
 @torch.no_grad()
@@ -161,11 +168,10 @@ def render(G, timelines: Sequence[Timeline], writers: Sequence[FrameWriter], lay
         raise ValueError(f"render: every screen needs the same frame count, got {[t.num_frames for t in timelines]}")
     all_writers = list(writers) + ([preview] if preview is not None else [])
     overlap = overlap_pays(G) if overlap is None else overlap
-    encoder = (_Encoder if overlap else _InlineEncoder)(layout, writers, preview, preview_cols, preview_tile)
     stats = RenderStats(frames=total, screens=len(timelines))
     progress_bar = bar(total, desc=desc, unit="frame") if progress else None
     t_start = time.perf_counter()
-    encoder.start()
+    encoder = (_ThreadedEncoder if overlap else _Encoder)(layout, writers, preview, preview_cols, preview_tile)
     try:
         for i in range(0, total, batch):
             t0 = time.perf_counter()
@@ -179,10 +185,7 @@ def render(G, timelines: Sequence[Timeline], writers: Sequence[FrameWriter], lay
         for writer in all_writers:
             writer.close()
     except BaseException:
-        if encoder.is_alive():
-            encoder.error = encoder.error or RuntimeError("render stopped")
-            encoder.inbox.put(None)
-            encoder.join(timeout=10)
+        encoder.stop()
         for writer in all_writers:
             writer.abort()
         raise

@@ -12,13 +12,13 @@ import base64
 import concurrent.futures
 import dataclasses
 import io
-import os
 from collections.abc import Callable, Sequence
 
 import numpy as np
 import torch
 from PIL import Image
 
+from ..device import cpu_cores
 from ..errors import UserError
 from ..render.images import to_uint8
 from . import adapters
@@ -67,8 +67,7 @@ def torch_threads(requested: int = 0) -> int:
     OpenMP team that has to share its cores with it stalls at every barrier."""
     if requested > 0:
         return int(requested)
-    cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
-    return max(1, cores - 1)
+    return max(1, cpu_cores() - 1)
 
 
 class Engine:
