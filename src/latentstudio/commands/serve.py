@@ -18,6 +18,8 @@ def register(sub) -> None:
     p.add_argument("--max-wait-ms", type=float, default=4.0, help="how long a request waits for others to batch")
     p.add_argument("--threads", type=int, default=0, help="torch threads of the model (0: one less than the cores, "
                    "leaving one to the web server)")
+    p.add_argument("--workers", type=int, default=0, help="batches rendered at once (0: cores // threads on a CPU, "
+                   "1 on a GPU)")
     p.add_argument("--wall-fps", type=positive_int, default=24, help="frames per second of the Wall")
     p.add_argument("--max-streams", type=positive_int, default=8, help="open wall/preview streams per client")
     p.add_argument("--project-seconds", type=float, default=4.0, help="projection time per visitor drawing")
@@ -47,10 +49,13 @@ def run(args) -> int:
         raise UserError(f"--port {args.port}: use 1 .. 65535")
     if args.threads < 0:
         raise UserError(f"--threads {args.threads}: use 0 (automatic) or a positive number")
+    if args.workers < 0:
+        raise UserError(f"--workers {args.workers}: use 0 (automatic) or a positive number")
     check_model(args.model)
     config = ServeConfig(model=args.model, data_dir=args.data, host=args.host, port=args.port, device=args.device,
                          batching=not args.no_batching, max_batch=args.max_batch, max_wait_ms=args.max_wait_ms,
-                         threads=args.threads, max_streams_per_client=args.max_streams, wall_fps=args.wall_fps,
+                         threads=args.threads, workers=args.workers, max_streams_per_client=args.max_streams,
+                         wall_fps=args.wall_fps,
                          project_budget_s=args.project_seconds, project_loss=args.project_loss,
                          admin_token=make_admin_token(args.admin_token), allowed_model_dirs=tuple(args.allow_models))
     write_run_record(args.data, "serve", argparse_safe(args), {"config": {**config.to_dict(), "admin_token": "***"}})

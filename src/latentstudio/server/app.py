@@ -70,7 +70,7 @@ def create_app(config: ServeConfig, model=None) -> FastAPI:
         if loaded is None:
             loaded = model if model is not None else adapters.open_serving_model(config.model, device)
         engine = Engine(loaded, device, config.max_batch, config.max_wait_ms, config.batching,
-                        threads=config.threads)
+                        threads=config.threads, workers=config.workers)
         engine.latent_lookup = lambda drawing_id: _lookup_latent(store, drawing_id)
         wall = Wall(store, engine, config)
         studio = Studio(config, store, engine, JobRunner(store, engine, config), wall, RateLimiter(),

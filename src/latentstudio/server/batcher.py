@@ -1,9 +1,10 @@
 """Micro-batching: concurrent requests that arrive within a few milliseconds share one forward pass.
 
 Requests go into an asyncio queue; one consumer takes the first, drains whatever else is already waiting, waits
-at most `max_wait_ms` for more while the batch is small, and hands the batch to `work` on the model executor
-(one thread, so the event loop never runs model code and model calls never overlap). While that batch runs,
-new requests pile up and form the next batch, so the batch size grows with the load by itself. A lone request
+at most `max_wait_ms` for more while the batch is small, and hands the batch to `work` on the executor, so the
+event loop never runs model code. At most `concurrency` batches run at once (one per worker thread of the
+executor); the next batch is collected only when a worker is free, so while every worker is busy new requests
+pile up and form the next batch: the batch size grows with the load by itself. A lone request
 (nothing else waiting, and the previous batch was a single request too) is not held back at all, so one
 client pays no batching latency.
 
@@ -21,9 +22,11 @@ from typing import Any
 
 class MicroBatcher:
     def __init__(self, work: Callable[[Sequence[Any]], list], executor: concurrent.futures.Executor,
-                 max_batch: int = 16, max_wait_ms: float = 4.0, enabled: bool = True):
+                 max_batch: int = 16, max_wait_ms: float = 4.0, enabled: bool = True, concurrency: int = 1):
         self.work = work
         self.executor = executor
+        self.concurrency = max(1, int(concurrency))
+        self.running: set[asyncio.Task] = set()  # batches on the executor now
         self.max_batch = max(1, int(max_batch)) if enabled else 1
         self.max_wait = max(0.0, max_wait_ms) / 1000.0 if enabled else 0.0
         self.queue: asyncio.Queue | None = None
@@ -37,13 +40,15 @@ class MicroBatcher:
         self.task = asyncio.get_running_loop().create_task(self._run(), name="micro-batcher")
 
     async def stop(self) -> None:
-        if self.task is not None:
-            self.task.cancel()
+        for task in [self.task, *self.running]:
+            if task is None:
+                continue
+            task.cancel()
             try:
-                await self.task
+                await task
             except asyncio.CancelledError:
                 pass
-            self.task = None
+        self.task = None
 
     async def submit(self, item) -> Any:
         """Queue one item and wait for its result (exceptions of the batch are raised here)."""
@@ -73,26 +78,40 @@ class MicroBatcher:
         return batch
 
     async def _run(self) -> None:
-        loop = asyncio.get_running_loop()
+        slots = asyncio.Semaphore(self.concurrency)
         while True:
-            batch = await self._collect()
+            await slots.acquire()  # wait for a free worker first: the batch grows meanwhile
+            try:
+                batch = await self._collect()
+            except BaseException:
+                slots.release()
+                raise
             self.last_size = len(batch)
             live = [(item, fut) for item, fut in batch if not fut.done()]  # skip requests already cancelled
             if not live:
+                slots.release()
                 continue
-            try:
-                results = await loop.run_in_executor(self.executor, self.work, [item for item, _ in live])
-            except Exception as exc:  # one bad batch fails its requests, never the batcher
-                for _, fut in live:
-                    if not fut.done():
-                        fut.set_exception(exc)
+            task = asyncio.get_running_loop().create_task(self._finish(live, slots))
+            self.running.add(task)
+            task.add_done_callback(self.running.discard)
+
+    async def _finish(self, live: list, slots: asyncio.Semaphore) -> None:
+        try:
+            results = await asyncio.get_running_loop().run_in_executor(self.executor, self.work,
+                                                                       [item for item, _ in live])
+        except Exception as exc:  # one bad batch fails its requests, never the batcher
+            for _, fut in live:
+                if not fut.done():
+                    fut.set_exception(exc)
+            return
+        finally:
+            slots.release()
+        self.batches += 1
+        self.items += len(live)
+        for (_, fut), result in zip(live, results, strict=True):
+            if fut.done():
                 continue
-            self.batches += 1
-            self.items += len(live)
-            for (_, fut), result in zip(live, results, strict=True):
-                if fut.done():
-                    continue
-                if isinstance(result, Exception):
-                    fut.set_exception(result)
-                else:
-                    fut.set_result(result)
+            if isinstance(result, Exception):
+                fut.set_exception(result)
+            else:
+                fut.set_result(result)

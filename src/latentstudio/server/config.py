@@ -19,6 +19,7 @@ class ServeConfig(Config):
     max_batch: int = 16
     max_wait_ms: float = 4.0
     threads: int = 0  # torch threads of the model thread; 0 = cores - 1 (see engine.torch_threads)
+    workers: int = 0  # batches rendered at once; 0 = cores // threads on a CPU, 1 on a GPU (engine.synthesis_workers)
     jpeg_quality: int = 90
     # Uploads: size on the wire, decoded pixel count, and what the drawing is resized to before projection.
     upload_max_bytes: int = 4 * 1024 * 1024

@@ -1,8 +1,10 @@
 """The model side of the server: one loaded generator, a single model thread, batched rendering and the
 resolution of latent "keys" (seeds, drawings, raw latents, neighbours) to ws.
 
-All torch work runs on `model_executor` (one thread); the event loop only awaits it. Generation requests go
-through a MicroBatcher so concurrent requests share one forward pass.
+Torch work runs on `model_executor` (one thread); the event loop only awaits it. Generation requests go
+through a MicroBatcher so concurrent requests share one forward pass; on a CPU whose cores the model thread
+does not fill by itself (2 cores: one torch thread, see torch_threads), batches run on a small pool of such
+threads instead, so that under load two batches run at once, one per core (see synthesis_workers).
 """
 
 from __future__ import annotations
@@ -12,6 +14,7 @@ import base64
 import concurrent.futures
 import dataclasses
 import io
+import weakref
 from collections.abc import Callable, Sequence
 
 import numpy as np
@@ -70,19 +73,41 @@ def torch_threads(requested: int = 0) -> int:
     return max(1, cpu_cores() - 1)
 
 
+def synthesis_workers(requested: int, device: torch.device, threads: int) -> int:
+    """Batches that may run at once. 0 = as many as the cores hold teams of `threads` torch threads, on a CPU;
+    1 on a GPU (it runs one batch at a time anyway). On 2 cores the model thread has one torch thread, so
+    that the event loop keeps a core while a lone request is rendered; under load a second batch on the
+    second core doubles the images/s (one-thread teams have no barrier to stall when they share a core with
+    the event loop). Measured in docs/studio.md."""
+    if requested > 0:
+        return int(requested)
+    if device.type != "cpu":
+        return 1
+    return max(1, cpu_cores() // max(1, threads))
+
+
+
 class Engine:
     def __init__(self, model, device, max_batch: int = 16, max_wait_ms: float = 4.0, batching: bool = True,
-                 latent_lookup: Callable[[str], torch.Tensor] | None = None, threads: int = 0):
+                 latent_lookup: Callable[[str], torch.Tensor] | None = None, threads: int = 0, workers: int = 0):
         self.model = model
         self.device = device
         self.threads = torch_threads(threads)
+        self.workers = synthesis_workers(workers, device, self.threads) if batching else 1
         self.model_executor = concurrent.futures.ThreadPoolExecutor(1, thread_name_prefix="model")
+        # one worker: batches share the model thread with everything else; more: a pool of their own, each
+        # thread with the model thread's torch thread count (OpenMP's count is per calling thread)
+        self.synth_executor = self.model_executor if self.workers == 1 else concurrent.futures.ThreadPoolExecutor(
+            self.workers, thread_name_prefix="synth", initializer=torch.set_num_threads, initargs=(self.threads,))
         # JPEG/PNG encoding of batched requests runs here, next to the model thread, so that the model thread
         # goes on to the next batch while the last one is encoded (PIL releases the GIL while it encodes)
         self.encode_executor = concurrent.futures.ThreadPoolExecutor(1, thread_name_prefix="encode")
-        self.batcher = MicroBatcher(self.synthesise, self.model_executor, max_batch, max_wait_ms, batching)
+        self.batcher = MicroBatcher(self.synthesise, self.synth_executor, max_batch, max_wait_ms, batching,
+                                    concurrency=self.workers)
         self.latent_lookup = latent_lookup
-        self._seed_cache: dict[tuple[int, float], torch.Tensor] = {}
+        # mapped seeds per generator: a batch that started before a model switch finishes with the old
+        # generator on its worker, and must not file the old model's ws under the new one
+        self._seed_cache: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
         # counts model switches (the wall and walk streams rebuild their latents when it moves on) and names
         # the loaded model in image URLs and ETags: new on every load, so no cache mixes two models' images
         self.model_version = 0
@@ -107,6 +132,7 @@ class Engine:
 
     async def stop(self) -> None:
         await self.batcher.stop()
+        self.synth_executor.shutdown(wait=True, cancel_futures=True)
         self.model_executor.shutdown(wait=True, cancel_futures=True)
         self.encode_executor.shutdown(wait=True, cancel_futures=True)
 
@@ -115,10 +141,10 @@ class Engine:
         return await asyncio.get_running_loop().run_in_executor(self.model_executor, fn, *args)
 
     def swap_model(self, model) -> None:
-        """Model thread only: replace the generator between two batches. Latents made for the old model may
-        not fit the new one (another architecture): items that do not fit fail on their own (synthesise)."""
+        """Model thread only: replace the generator. A batch running on a synthesis worker finishes with the
+        old one. Latents made for the old model may not fit the new one (another architecture): items that do
+        not fit fail on their own (synthesise)."""
         self.model = model
-        self._seed_cache.clear()
         self.model_tag = _new_tag()
         self.model_version += 1
 
@@ -162,17 +188,17 @@ class Engine:
         for i, item in enumerate(items):
             try:
                 if item.ws is not None:
-                    ws[i] = self._check_shape(item.ws, "latent").to(self.device, torch.float32)
+                    ws[i] = self._check_shape(item.ws, "latent", G).to(self.device, torch.float32)
                 elif item.seed is not None:  # mapped here, in the same model-thread hop as the synthesis
-                    ws[i] = self.seed_ws(item.seed, item.psi).to(self.device)
+                    ws[i] = self.seed_ws(item.seed, item.psi, G).to(self.device)
                 else:
-                    self._check_z(item.z)
+                    self._check_z(item.z, G)
                     by_psi.setdefault(float(item.psi), []).append(i)
             except UserError as exc:
                 out[i] = exc
         for psi, idx in by_psi.items():
             z = torch.stack([items[i].z for i in idx]).to(self.device, torch.float32)
-            mapped = G.mapping(z, self._labels(len(idx)), truncation_psi=psi)
+            mapped = G.mapping(z, self._labels(len(idx), G), truncation_psi=psi)
             for j, i in enumerate(idx):
                 ws[i] = mapped[j]
         good = [i for i in range(len(items)) if out[i] is None]
@@ -182,23 +208,26 @@ class Engine:
                 out[i] = images[j]
         return out
 
-    def _labels(self, n: int):
-        if self.G.c_dim == 0:
+    def _labels(self, n: int, G):
+        if G.c_dim == 0:
             return None
-        c = torch.zeros([n, self.G.c_dim], device=self.device)
+        c = torch.zeros([n, G.c_dim], device=self.device)
         c[:, 0] = 1  # conditional models: class 0 unless a key says otherwise
         return c
 
     # ---- keys -> ws (model thread) ---------------------------------------------------------------------
-    def seed_ws(self, seed: int, psi: float) -> torch.Tensor:
+    def seed_ws(self, seed: int, psi: float, G=None) -> torch.Tensor:
+        """ws [num_ws, w_dim] of NVIDIA's z for `seed` under generator G (default: the served one), cached."""
+        G = self.G if G is None else G
+        cache = self._seed_cache.setdefault(G, {})
         key = (int(seed), round(float(psi), 4))
-        if key not in self._seed_cache:
-            if len(self._seed_cache) > 4096:
-                self._seed_cache.clear()
-            z = adapters.seed_z(seed, self.G.z_dim).to(self.device)
+        if key not in cache:
+            if len(cache) > 4096:
+                cache.clear()
+            z = adapters.seed_z(seed, G.z_dim).to(self.device)
             with torch.no_grad():
-                self._seed_cache[key] = self.G.mapping(z, self._labels(1), truncation_psi=psi)[0].cpu()
-        return self._seed_cache[key]
+                cache[key] = G.mapping(z, self._labels(1, G), truncation_psi=psi)[0].cpu()
+        return cache[key]
 
     def resolve(self, key: dict, default_psi: float = 0.7, depth: int = 0) -> torch.Tensor:
         """A key (see schemas.Key) -> ws [num_ws, w_dim] on the CPU. Raises UserError for unknown drawings or
@@ -227,13 +256,13 @@ class Engine:
             return found[index]
         raise UserError("key: give one of seed, drawing, w or of (a neighbour)")
 
-    def _check_z(self, z: torch.Tensor) -> None:
-        if tuple(z.shape) != (self.G.z_dim,):
-            raise UserError(f"z has shape {list(z.shape)}, the served model needs [{self.G.z_dim}] (was the model "
+    def _check_z(self, z: torch.Tensor, G) -> None:
+        if tuple(z.shape) != (G.z_dim,):
+            raise UserError(f"z has shape {list(z.shape)}, the served model needs [{G.z_dim}] (was the model "
                             "switched?)")
 
-    def _check_shape(self, ws: torch.Tensor, where: str) -> torch.Tensor:
-        G = self.G
+    def _check_shape(self, ws: torch.Tensor, where: str, G=None) -> torch.Tensor:
+        G = self.G if G is None else G
         if tuple(ws.shape) != (G.num_ws, G.w_dim):
             raise UserError(f"{where}: latent has shape {list(ws.shape)}, this model needs "
                             f"[{G.num_ws}, {G.w_dim}] (or a flat list of {G.w_dim})")

@@ -47,7 +47,8 @@ async def stats(request: Request) -> dict:
     s = studio(request)
     b, wall = s.engine.batcher, s.wall_frames
     return {"batches": b.batches, "items": b.items, "mean_batch": b.items / b.batches if b.batches else 0.0,
-            "torch_threads": s.engine.threads, "wall_frames_rendered": wall.rendered, "wall_frames_sent": wall.served}
+            "torch_threads": s.engine.threads, "workers": s.engine.workers, "wall_frames_rendered": wall.rendered,
+            "wall_frames_sent": wall.served}
 
 
 @router.get("/image", summary="one JPEG for a seed (for <img src>; concurrent requests are batched)",
