@@ -12,7 +12,7 @@ from latentstudio.latent.moves import hold, interpolation, noise_loop, spacewalk
 from latentstudio.latent.space import LatentSpace
 from latentstudio.latent.timeline import Timeline
 from latentstudio.render.layout import FrameLayout
-from latentstudio.render.stream import QUEUE_DEPTH, iter_frames, overlap_pays, render
+from latentstudio.render.stream import QUEUE_DEPTH, iter_frames, render, render_mode
 from latentstudio.render.video import FrameWriter, open_writer
 
 from .fakes import FakeG
@@ -27,16 +27,18 @@ def walk(G, frames: int, seed: int = 0) -> Timeline:
 
 
 class RecordingWriter(FrameWriter):
-    """Keeps nothing but a count and a checksum; optional hooks to block or fail."""
+    """Keeps nothing but a count, a checksum and the frames' sums in order; optional hooks to block or fail."""
 
     def __init__(self, size, on_write=None):
         super().__init__("memory", size)
         self.on_write, self.checksum, self.closed, self.aborted = on_write, 0, False, False
+        self.sums: list[int] = []
 
     def _write_one(self, frame):
         if self.on_write is not None:
             self.on_write(self.frames_written)
-        self.checksum += int(frame.sum())
+        self.sums.append(int(frame.sum()))
+        self.checksum += self.sums[-1]
 
     def close(self):
         self.closed = True
@@ -122,7 +124,7 @@ def test_memory_stays_flat_however_long_the_video(tmp_path):
         assert c.streams.video[0].frames == 3000
 
 
-def test_generation_overlaps_encoding():
+def test_generation_overlaps_encoding_in_the_encoder_thread():
     second_batch_started = threading.Event()
     G = FakeG(on_synthesis=lambda calls: second_batch_started.set() if calls >= 2 else None)
     overlapped = []
@@ -132,40 +134,61 @@ def test_generation_overlaps_encoding():
             overlapped.append(second_batch_started.wait(timeout=20))
 
     writer = RecordingWriter((32, 32), on_write)
-    stats = render(G, [walk(G, 24)], [writer], batch=8, progress=False, overlap=True)
+    stats = render(G, [walk(G, 24)], [writer], batch=8, progress=False, mode="thread")
     assert overlapped == [True] and writer.frames_written == 24 and writer.closed
     assert stats.frames == 24 and stats.encode_seconds > 0 and stats.generate_seconds > 0
 
 
-def test_encoding_between_batches_writes_the_same_video(tmp_path):
+def test_one_worker_generates_while_the_other_encodes():
+    third_batch_started = threading.Event()
+    G = FakeG(on_synthesis=lambda calls: third_batch_started.set() if calls >= 3 else None)
+    overlapped = []
+
+    def on_write(index):
+        if index == 8:  # the second worker encodes batch 2: the first must be generating batch 3 meanwhile
+            overlapped.append(third_batch_started.wait(timeout=20))
+
+    threads = torch.get_num_threads()
+    writer = RecordingWriter((32, 32), on_write)
+    stats = render(G, [walk(G, 32)], [writer], batch=8, progress=False, mode="workers")
+    assert overlapped == [True] and writer.frames_written == 32 and writer.closed and stats.generate_seconds > 0
+    assert torch.get_num_threads() == threads  # the workers set their own teams, not the caller's
+
+
+def test_every_mode_writes_the_same_video_in_order():
     G = FakeG()
     runs = {}
-    for overlap in (True, False):
+    for mode in ("thread", "workers", "inline"):
         writer = RecordingWriter((32, 32))
-        stats = render(G, [walk(G, 30)], [writer], batch=8, progress=False, overlap=overlap)
-        runs[overlap] = (writer.frames_written, writer.checksum, writer.closed)
+        stats = render(G, [walk(G, 30)], [writer], batch=4, progress=False, mode=mode)
+        runs[mode] = (writer.frames_written, writer.sums, writer.closed)
         assert stats.frames == 30 and stats.encode_seconds > 0
-    assert runs[True] == runs[False] and runs[True][0] == 30 and runs[True][2]
+    assert runs["thread"] == runs["workers"] == runs["inline"] and runs["inline"][0] == 30 and runs["inline"][2]
+    assert len(set(runs["inline"][1])) > 20  # the frames differ, so the order is checked
+    with pytest.raises(ValueError, match="mode 'fast'"):
+        render(G, [walk(G, 4)], [RecordingWriter((32, 32))], progress=False, mode="fast")
 
 
-def test_encoder_thread_only_where_it_gets_a_core(monkeypatch):
+def test_encoder_placement_follows_cores_threads_and_device(monkeypatch):
     G = FakeG()
     monkeypatch.setattr(os, "sched_getaffinity", lambda pid: {0, 1}, raising=False)
     threads = torch.get_num_threads()
     try:
         torch.set_num_threads(2)
-        assert not overlap_pays(G)  # 2 torch threads on 2 cores: encode between batches
+        assert render_mode(G) == ("workers", 2)  # 2 torch threads on 2 cores: two one-thread workers
         torch.set_num_threads(1)
-        assert overlap_pays(G)  # a core to spare
+        assert render_mode(G) == ("thread", 1)  # a core to spare
+        monkeypatch.setattr(os, "sched_getaffinity", lambda pid: {0}, raising=False)
+        assert render_mode(G) == ("inline", 1)  # one core, one thread: encode between batches
         G.device = torch.device("cuda")
         torch.set_num_threads(2)
-        assert overlap_pays(G)  # the GPU generates, the CPU encodes
+        assert render_mode(G) == ("thread", 1)  # the GPU generates, the CPU encodes
     finally:
         torch.set_num_threads(threads)
 
 
-@pytest.mark.parametrize("overlap", [True, False])
-def test_encoder_errors_surface_and_abort_every_writer(tmp_path, overlap):
+@pytest.mark.parametrize("mode", ["thread", "workers", "inline"])
+def test_encoder_errors_surface_and_abort_every_writer(tmp_path, mode):
     G = FakeG()
 
     def fail(index):
@@ -175,7 +198,7 @@ def test_encoder_errors_surface_and_abort_every_writer(tmp_path, overlap):
     good = open_writer(tmp_path / "good.mp4", (32, 32))
     bad = RecordingWriter((32, 32), fail)
     with pytest.raises(OSError, match="disk full"):
-        render(G, [walk(G, 64), walk(G, 64, seed=1)], [good, bad], batch=4, progress=False, overlap=overlap)
+        render(G, [walk(G, 64), walk(G, 64, seed=1)], [good, bad], batch=4, progress=False, mode=mode)
     assert bad.aborted and not bad.closed
     assert list(tmp_path.iterdir()) == []  # the half-written MP4 is gone
 

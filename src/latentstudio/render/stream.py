@@ -1,6 +1,8 @@
-"""Streaming timelines into pictures: frame iterators for live use, and a renderer that overlaps generation with
-encoding where that pays (the encoder runs in a thread, fed through a small bounded queue, so memory stays
-flat) and encodes between batches where it does not (see `overlap_pays`).
+"""Streaming timelines into pictures: frame iterators for live use, and a renderer that keeps encoding off the
+generator's critical path: on a GPU (or with cores to spare) the encoder runs in a thread, fed through a small
+bounded queue, so memory stays flat; on a CPU whose cores torch's threads already take, two generator workers
+of half the threads each render alternate batches and take turns encoding, so one encodes while the other
+generates (see `render_mode`).
 
     frames = iter_frames(G, timeline, FrameLayout(size=(640, 360), fit="fill"), batch=8)  # uint8 batches
     stats = render(G, [timeline], [open_writer("walk.mp4", size, fps=30)], layout)          # one screen
@@ -32,8 +34,8 @@ class RenderStats:
     frames: int = 0  # frames per screen
     screens: int = 1
     seconds: float = 0.0  # wall time, end to end
-    generate_seconds: float = 0.0  # time the main thread spent making latents and images
-    encode_seconds: float = 0.0  # time the encoder thread was busy (layout, conversion, encoding)
+    generate_seconds: float = 0.0  # time spent making latents and images (summed over generator workers)
+    encode_seconds: float = 0.0  # time spent encoding: layout, conversion, every writer
 
     @property
     def fps(self) -> float:
@@ -138,49 +140,136 @@ class _ThreadedEncoder(_Encoder):
             self.thread.join(timeout=10)
 
 
-def overlap_pays(G) -> bool:
-    """Whether encoding in a thread beside the generator is faster than encoding between its batches.
+MODES = ("thread", "workers", "inline")
 
-    On a GPU the generator hardly uses the CPU, and on a CPU with cores to spare beyond torch's threads the
-    encoder has a core of its own: a thread hides the encoding. When torch's threads already take every
-    core (2 threads on 2 cores), an encoder thread does not get a core; it preempts one of torch's threads,
-    and every parallel operation waits for the preempted one. Measured on 2 cores (128 px, batch 8): the
-    threaded walk took 5.6-7.2 ms a frame where encoding between batches took 3.8-5.4 and the generator
-    alone 3.1-4.9."""
+
+def render_mode(G) -> tuple[str, int]:
+    """(mode, generator workers) for `render` on G's device with torch's current thread count.
+
+    - "thread": on a GPU the generator hardly uses the CPU, and on a CPU with cores to spare beyond torch's
+      threads the encoder has a core of its own: an encoder thread hides the encoding.
+    - "workers": torch's threads take every core (2 threads on 2 cores). An encoder thread would not get a
+      core; it preempts one of torch's threads, and every parallel operation waits for the preempted one
+      (measured: 5.6-7.2 ms a frame against 3.8-5.4 encoding between batches). Two workers with half the
+      threads each instead: while one encodes its batch, the other generates the next, and teams of half
+      the size lose less to their barriers (2 cores, 128 px, batch 8: 2 one-thread workers 214-272 images/s
+      against 168-224 for one two-thread team, generator alone; docs/walks.md).
+    - "inline": one core: encode between batches."""
     device = torch.device(getattr(G, "device", "cpu"))
-    if device.type != "cpu":
-        return True
-    return cpu_cores() > torch.get_num_threads()
+    if device.type != "cpu" or cpu_cores() > torch.get_num_threads():
+        return "thread", 1
+    if torch.get_num_threads() >= 2:
+        return "workers", 2
+    return "inline", 1
+
+
+def _generate(G, timelines, idx, noise_mode) -> list:
+    return [G.synthesis(t.ws(G, idx), noise_mode=noise_mode) for t in timelines]
+
+
+def _render_one_team(G, timelines, encoder, total, batch, noise_mode, stats, tick) -> None:
+    for i in range(0, total, batch):
+        t0 = time.perf_counter()
+        images = _generate(G, timelines, np.arange(i, min(i + batch, total)), noise_mode)
+        stats.generate_seconds += time.perf_counter() - t0
+        encoder.put(images)
+        tick(len(images[0]))
+
+
+class _Turns:
+    """Batch k is encoded after batch k-1, by whichever worker generated it; the first error stops everyone."""
+
+    def __init__(self):
+        self.cond = threading.Condition()
+        self.next = 0
+        self.error: BaseException | None = None
+
+    def wait(self, k: int) -> bool:
+        with self.cond:
+            self.cond.wait_for(lambda: self.next == k or self.error is not None)
+            return self.error is None
+
+    def done(self, k: int) -> None:
+        with self.cond:
+            self.next = k + 1
+            self.cond.notify_all()
+
+    def fail(self, exc: BaseException) -> None:
+        with self.cond:
+            self.error = self.error or exc
+            self.cond.notify_all()
+
+
+def _render_workers(G, timelines, encoder, total, batch, noise_mode, stats, tick, workers: int) -> None:
+    """`workers` threads with torch's threads shared out among them; worker j generates batches j, j+workers,
+    ... and encodes each in its turn. At most `workers` batches are alive at once."""
+    starts = list(range(0, total, batch))
+    threads_each = max(1, torch.get_num_threads() // workers)
+    turns, busy = _Turns(), [0.0] * workers
+
+    def work(j: int) -> None:
+        torch.set_num_threads(threads_each)  # OpenMP's count is per thread: this worker's team only
+        try:
+            with torch.no_grad():
+                for k in range(j, len(starts), workers):
+                    t0 = time.perf_counter()
+                    images = _generate(G, timelines, np.arange(starts[k], min(starts[k] + batch, total)),
+                                       noise_mode)
+                    busy[j] += time.perf_counter() - t0
+                    if not turns.wait(k):
+                        return
+                    encoder.put(images)
+                    tick(len(images[0]))
+                    turns.done(k)
+        except BaseException as exc:  # noqa: BLE001 - raised in the caller's thread below
+            turns.fail(exc)
+
+    pool = [threading.Thread(target=work, args=(j,), name=f"latentstudio-render-{j}", daemon=True)
+            for j in range(workers)]
+    for t in pool:
+        t.start()
+    try:
+        for t in pool:
+            t.join()
+    except BaseException as exc:  # Ctrl-C in the caller: stop the workers before the writers are aborted
+        turns.fail(exc)
+        for t in pool:
+            t.join(timeout=30)
+        raise
+    stats.generate_seconds += sum(busy)
+    if turns.error is not None:
+        raise turns.error
 
 
 @torch.no_grad()
 def render(G, timelines: Sequence[Timeline], writers: Sequence[FrameWriter], layout: FrameLayout | None = None,
            batch: int = 8, noise_mode: str = "const", preview: FrameWriter | None = None,
            preview_cols: int | None = None, preview_tile: int = 256, progress: bool = True,
-           desc: str = "render", overlap: bool | None = None) -> RenderStats:
-    """Render S timelines (same frame count) into S writers (+ an optional tiled preview), generating the next
-    batch while the previous one is encoded (`overlap`; default: where that pays, `overlap_pays`). Closes the
-    writers; aborts them on error."""
+           desc: str = "render", mode: str | None = None) -> RenderStats:
+    """Render S timelines (same frame count) into S writers (+ an optional tiled preview), keeping encoding off
+    the generator's way (`mode`: "thread", "workers" or "inline"; default: `render_mode`). Closes the writers;
+    aborts them on error."""
     layout = layout or FrameLayout()
     timelines = list(timelines)
     total = timelines[0].num_frames
     if any(t.num_frames != total for t in timelines):
         raise ValueError(f"render: every screen needs the same frame count, got {[t.num_frames for t in timelines]}")
+    if mode is not None and mode not in MODES:
+        raise ValueError(f"render: mode {mode!r}, use one of {', '.join(MODES)}")
+    auto_mode, workers = render_mode(G)
+    mode = mode or auto_mode
     all_writers = list(writers) + ([preview] if preview is not None else [])
-    overlap = overlap_pays(G) if overlap is None else overlap
     stats = RenderStats(frames=total, screens=len(timelines))
     progress_bar = bar(total, desc=desc, unit="frame") if progress else None
+    tick = progress_bar.update if progress_bar is not None else (lambda n: None)
     t_start = time.perf_counter()
-    encoder = (_ThreadedEncoder if overlap else _Encoder)(layout, writers, preview, preview_cols, preview_tile)
+    encoder = (_ThreadedEncoder if mode == "thread" else _Encoder)(layout, writers, preview, preview_cols,
+                                                                  preview_tile)
     try:
-        for i in range(0, total, batch):
-            t0 = time.perf_counter()
-            idx = np.arange(i, min(i + batch, total))
-            images = [G.synthesis(t.ws(G, idx), noise_mode=noise_mode) for t in timelines]
-            stats.generate_seconds += time.perf_counter() - t0
-            encoder.put(images)
-            if progress_bar is not None:
-                progress_bar.update(len(idx))
+        if mode == "workers":
+            _render_workers(G, timelines, encoder, total, batch, noise_mode, stats, tick, max(2, workers))
+        else:
+            _render_one_team(G, timelines, encoder, total, batch, noise_mode, stats, tick)
         encoder.finish()
         for writer in all_writers:
             writer.close()
