@@ -109,6 +109,28 @@ def test_modulated_conv2d_inference_equals_reference(n, up, fold, act, clamp, no
     torch.testing.assert_close(got, ref, rtol=1e-10, atol=1e-10)
 
 
+@pytest.mark.parametrize("n,up,fold", [(1, 1, True), (1, 2, True), (3, 1, False), (3, 2, False)])
+def test_channels_last_inputs_get_their_weight_in_that_layout_once(n, up, fold):
+    torch.manual_seed(4)
+    dt = torch.float64
+    f = ops.setup_filter([1, 3, 3, 1]).double()
+    x = torch.randn(n, 4, 6, 6, dtype=dt).contiguous(memory_format=torch.channels_last)
+    weight, styles, bias = torch.randn(5, 4, 3, 3, dtype=dt), torch.randn(n, 4, dtype=dt) + 1, torch.randn(5, dtype=dt)
+    layer = torch.nn.Module()  # the cache owner, as a synthesis layer is
+    ref = modulated_conv2d(x.contiguous(), weight, styles, up=up, padding=1, resample_filter=f, flip_weight=up == 1,
+                           fused_modconv=fold, impl="ref")
+    ref = ops.bias_act(ref, bias, act="lrelu", gain=1.0)
+    for _ in range(2):  # the second call reuses the cached channels-last weight
+        got = modulated_conv2d_inference(x, weight, styles, bias, up=up, padding=1, resample_filter=f,
+                                         flip_weight=up == 1, act="lrelu", fold=fold, cache=layer)
+        torch.testing.assert_close(got, ref, rtol=1e-10, atol=1e-10)
+    cached_cl = [v[2] for k, v in vars(layer).items() if k.endswith("_cl")]
+    assert len(cached_cl) == (0 if fold else 1)  # folded weights are per image: written in the layout instead
+    assert all(w.is_contiguous(memory_format=torch.channels_last) for w in cached_cl)
+    assert inference.weight_like(x, weight, layer, "_w_cl") is inference.weight_like(x, weight, layer, "_w_cl")
+    assert inference.weight_like(x.contiguous(), weight) is weight  # NCHW input: the weight as it is
+
+
 def _compare(G, ws, **kw):
     for mode in ("const", "none", "random"):
         torch.manual_seed(11)

@@ -66,6 +66,21 @@ def _transposed(w):
     return w.transpose(0, 1).contiguous()
 
 
+def is_channels_last(x) -> bool:
+    """Dense in channels-last order and not also in NCHW order (a layout with one channel or one pixel is
+    both)."""
+    return not x.is_contiguous() and x.is_contiguous(memory_format=torch.channels_last)
+
+
+def weight_like(x, weight, cache=None, name="_w_cl"):
+    """`weight` in x's memory layout. Given a channels-last input and an NCHW weight, the convolution first
+    makes a channels-last copy of the weight, on every call: 2.4 ms for a 512 x 512 x 3 x 3 weight at 2
+    threads, 3 % of a 256 px image at batch 1. The copy is cached instead (for shared weights)."""
+    if not is_channels_last(x) or weight.is_contiguous(memory_format=torch.channels_last):
+        return weight
+    return cached(cache, name, (weight,), lambda w: w.contiguous(memory_format=torch.channels_last))
+
+
 def _gemm_layout(w):
     return w.permute(1, 2, 3, 0).reshape(w.shape[1], -1).contiguous()
 
@@ -113,11 +128,15 @@ def modconv_scaled(x, weight, styles, dcoefs, bias, noise, up, padding, f, flip_
         fold = n == 1 and out_channels * in_channels * kh * kw < (in_channels + out_channels * up * up) * h * w
     if fold and n == 1:
         scale = styles.reshape(1, -1, 1, 1) * dcoefs.reshape(-1, 1, 1, 1)  # [O, I, 1, 1]
-        if up == 1:
-            y = F.conv2d(x, weight * scale if flip_weight else (weight * scale).flip([2, 3]), bias, padding=padding)
+        layout = torch.channels_last if is_channels_last(x) else torch.contiguous_format
+        if up == 1:  # the folded weight is written in the input's layout, so the convolution copies nothing
+            folded = torch.mul(weight, scale, out=torch.empty(weight.shape, dtype=x.dtype, device=x.device,
+                                                              memory_format=layout))
+            y = F.conv2d(x, folded if flip_weight else folded.flip([2, 3]), bias, padding=padding)
         else:  # write the folded weight straight into conv_transpose layout
             wt = torch.mul(weight.transpose(0, 1), scale.transpose(0, 1),
-                           out=x.new_empty([in_channels, out_channels, kh, kw]))
+                           out=torch.empty([in_channels, out_channels, kh, kw], dtype=x.dtype, device=x.device,
+                                           memory_format=layout))
             y = _upconv(x, wt, f, up, padding, flip_weight, bias)
     else:
         y = _unfused(x, weight, styles, up, padding, f, flip_weight, cache)
@@ -129,7 +148,8 @@ def _unfused(x, weight, styles, up, padding, f, flip_weight, cache):
     """Convolution of the style-scaled activations with the shared weight (whole batch at once)."""
     n, in_channels, h, w = x.shape
     if up == 1:
-        return ops.conv2d_resample(x * styles.reshape(n, -1, 1, 1), weight, padding=padding, flip_weight=flip_weight)
+        xs = x * styles.reshape(n, -1, 1, 1)
+        return ops.conv2d_resample(xs, weight_like(xs, weight, cache), padding=padding, flip_weight=flip_weight)
     if (x.device.type == "cpu" and not flip_weight and in_channels >= GEMM_UPCONV_MIN_CHANNELS
             and n * h * w <= GEMM_UPCONV_MAX_PIXELS):
         # Scale and change layout in one pass: the GEMM reads the activations as [pixels, channels].
@@ -137,8 +157,9 @@ def _unfused(x, weight, styles, up, padding, f, flip_weight, cache):
                                                                       memory_format=torch.channels_last))
         w2 = cached(cache, "_w2", (weight,), _gemm_layout)
         return ops.upconv2d_gemm(xs, w2, f, kh=weight.shape[2], kw=weight.shape[3], up=up, padding=padding)
-    wt = cached(cache, "_wt", (weight,), _transposed)
-    return _upconv(x * styles.reshape(n, -1, 1, 1), wt, f, up, padding, flip_weight, None)
+    xs = x * styles.reshape(n, -1, 1, 1)
+    wt = weight_like(xs, cached(cache, "_wt", (weight,), _transposed), cache, name="_wt_cl")
+    return _upconv(xs, wt, f, up, padding, flip_weight, None)
 
 
 def _epilogue_(y, noise, act, clamp):
