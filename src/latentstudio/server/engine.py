@@ -77,14 +77,13 @@ def synthesis_workers(requested: int, device: torch.device, threads: int) -> int
     """Batches that may run at once. 0 = as many as the cores hold teams of `threads` torch threads, on a CPU;
     1 on a GPU (it runs one batch at a time anyway). On 2 cores the model thread has one torch thread, so
     that the event loop keeps a core while a lone request is rendered; under load a second batch on the
-    second core doubles the images/s (one-thread teams have no barrier to stall when they share a core with
-    the event loop). Measured in docs/studio.md."""
+    second core gives 1.4-1.6x the images/s at 32 clients (one-thread teams have no barrier to stall when
+    they share a core with the event loop; docs/studio.md)."""
     if requested > 0:
         return int(requested)
     if device.type != "cpu":
         return 1
     return max(1, cpu_cores() // max(1, threads))
-
 
 
 class Engine:
