@@ -59,6 +59,8 @@ def run(args) -> int:
     encoder = load_encoder(out, model.G, device=dev) if args.resume else None
     provenance = {"generator": str(model.path), "generator_fingerprint": generator_fingerprint(model.G),
                   "train": cfg.to_dict(), "features": args.features or "hed"}
+    if encoder is not None:  # the recipe is both runs: keep what the resumed encoder was made with
+        provenance["resumed_from"] = getattr(encoder, "provenance", {})
 
     dtype = getattr(torch, args.weights_dtype)
 
