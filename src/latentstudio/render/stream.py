@@ -141,10 +141,11 @@ class _ThreadedEncoder(_Encoder):
 
 
 MODES = ("thread", "workers", "inline")
+WORKERS = 2  # generator workers of the "workers" mode, torch's threads shared out among them
 
 
-def render_mode(G) -> tuple[str, int]:
-    """(mode, generator workers) for `render` on G's device with torch's current thread count.
+def render_mode(G) -> str:
+    """The mode for `render` on G's device with torch's current thread count.
 
     - "thread": on a GPU the generator hardly uses the CPU, and on a CPU with cores to spare beyond torch's
       threads the encoder has a core of its own: an encoder thread hides the encoding.
@@ -157,10 +158,8 @@ def render_mode(G) -> tuple[str, int]:
     - "inline": one core: encode between batches."""
     device = torch.device(getattr(G, "device", "cpu"))
     if device.type != "cpu" or cpu_cores() > torch.get_num_threads():
-        return "thread", 1
-    if torch.get_num_threads() >= 2:
-        return "workers", 2
-    return "inline", 1
+        return "thread"
+    return "workers" if torch.get_num_threads() >= 2 else "inline"
 
 
 def _generate(G, timelines, idx, noise_mode) -> list:
@@ -200,7 +199,7 @@ class _Turns:
             self.cond.notify_all()
 
 
-def _render_workers(G, timelines, encoder, total, batch, noise_mode, stats, tick, workers: int) -> None:
+def _render_workers(G, timelines, encoder, total, batch, noise_mode, stats, tick, workers: int = WORKERS) -> None:
     """`workers` threads with torch's threads shared out among them; worker j generates batches j, j+workers,
     ... and encodes each in its turn. At most `workers` batches are alive at once."""
     starts = list(range(0, total, batch))
@@ -256,8 +255,7 @@ def render(G, timelines: Sequence[Timeline], writers: Sequence[FrameWriter], lay
         raise ValueError(f"render: every screen needs the same frame count, got {[t.num_frames for t in timelines]}")
     if mode is not None and mode not in MODES:
         raise ValueError(f"render: mode {mode!r}, use one of {', '.join(MODES)}")
-    auto_mode, workers = render_mode(G)
-    mode = mode or auto_mode
+    mode = mode or render_mode(G)
     all_writers = list(writers) + ([preview] if preview is not None else [])
     stats = RenderStats(frames=total, screens=len(timelines))
     progress_bar = bar(total, desc=desc, unit="frame") if progress else None
@@ -267,7 +265,7 @@ def render(G, timelines: Sequence[Timeline], writers: Sequence[FrameWriter], lay
                                                                   preview_tile)
     try:
         if mode == "workers":
-            _render_workers(G, timelines, encoder, total, batch, noise_mode, stats, tick, max(2, workers))
+            _render_workers(G, timelines, encoder, total, batch, noise_mode, stats, tick)
         else:
             _render_one_team(G, timelines, encoder, total, batch, noise_mode, stats, tick)
         encoder.finish()
