@@ -47,7 +47,7 @@ from latentstudio.latent.simplex import NoiseField  # noqa: E402
 from latentstudio.latent.timeline_spec import build_timeline, parse_timeline  # noqa: E402
 from latentstudio.render.layout import FrameLayout, parse_size  # noqa: E402
 from latentstudio.render.settings import RenderSettings  # noqa: E402
-from latentstudio.render.stream import MODES, WORKERS, iter_frames, render  # noqa: E402
+from latentstudio.render.stream import MODES, WORKERS, iter_frames, render, threads_per_worker  # noqa: E402
 from latentstudio.render.video import open_writer  # noqa: E402
 
 MOVES = {
@@ -84,7 +84,7 @@ def run_generator(G, ws: torch.Tensor, batch: int) -> None:
 def run_generator_workers(G, ws: torch.Tensor, batch: int, workers: int = WORKERS) -> None:
     """The generator alone as the walk's workers run it: `workers` threads with torch's threads shared out,
     worker j taking batches j, j + workers, ..."""
-    chunks, each = list(ws.split(batch)), max(1, torch.get_num_threads() // workers)
+    chunks, each = list(ws.split(batch)), threads_per_worker(workers)
 
     def work(j: int) -> None:
         torch.set_num_threads(each)

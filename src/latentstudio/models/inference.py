@@ -66,6 +66,10 @@ def _transposed(w):
     return w.transpose(0, 1).contiguous()
 
 
+def _transposed_channels_last(w):
+    return w.transpose(0, 1).contiguous(memory_format=torch.channels_last)
+
+
 def is_channels_last(x) -> bool:
     """Dense in channels-last order and not also in NCHW order (a layout with one channel or one pixel is
     both)."""
@@ -158,7 +162,9 @@ def _unfused(x, weight, styles, up, padding, f, flip_weight, cache):
         w2 = cached(cache, "_w2", (weight,), _gemm_layout)
         return ops.upconv2d_gemm(xs, w2, f, kh=weight.shape[2], kw=weight.shape[3], up=up, padding=padding)
     xs = x * styles.reshape(n, -1, 1, 1)
-    wt = weight_like(xs, cached(cache, "_wt", (weight,), _transposed), cache, name="_wt_cl")
+    # one cached transposed weight per layer, made straight in the input's layout (not an NCHW one plus a copy)
+    wt = (cached(cache, "_wt_cl", (weight,), _transposed_channels_last) if is_channels_last(xs)
+          else cached(cache, "_wt", (weight,), _transposed))
     return _upconv(xs, wt, f, up, padding, flip_weight, None)
 
 

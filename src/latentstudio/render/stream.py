@@ -162,6 +162,11 @@ def render_mode(G) -> str:
     return "workers" if torch.get_num_threads() >= 2 else "inline"
 
 
+def threads_per_worker(workers: int = WORKERS) -> int:
+    """torch's threads shared out among `workers` generator workers (at least one each)."""
+    return max(1, torch.get_num_threads() // workers)
+
+
 def _generate(G, timelines, idx, noise_mode) -> list:
     return [G.synthesis(t.ws(G, idx), noise_mode=noise_mode) for t in timelines]
 
@@ -203,7 +208,7 @@ def _render_workers(G, timelines, encoder, total, batch, noise_mode, stats, tick
     """`workers` threads with torch's threads shared out among them; worker j generates batches j, j+workers,
     ... and encodes each in its turn. At most `workers` batches are alive at once."""
     starts = list(range(0, total, batch))
-    threads_each = max(1, torch.get_num_threads() // workers)
+    threads_each = threads_per_worker(workers)
     turns, busy = _Turns(), [0.0] * workers
 
     def work(j: int) -> None:
