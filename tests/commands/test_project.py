@@ -1,6 +1,7 @@
 """`latentstudio project` and `latentstudio train-encoder` end to end on a tiny model."""
 
 import json
+import shutil
 
 import numpy as np
 import pytest
@@ -76,10 +77,17 @@ def test_train_encoder_then_project_from_it(tmp_path, tiny_model_dir, targets):
         assert {f.get_tensor(k).dtype for k in f.keys()} == {torch.float16}
     assert cfg["arch"] == "latentstudio-encoder" and cfg["provenance"]["steps_done"] == 20
     assert (enc_dir / "encoder.safetensors").is_file() and (enc_dir / "train-encoder.json").is_file()
+    pictures = tmp_path / "pictures"  # a prepared dataset's layout: the images sit in a subfolder
+    (pictures / "00000").mkdir(parents=True)
+    for png in sorted(targets.glob("*.png")):
+        shutil.copy(png, pictures / "00000" / png.name)
     assert main(["train-encoder", str(model), "--out", str(enc_dir), "--steps", "5", "--batch", "4", "--resume",
-                 "--vgg-weight", "0", "--seed", "1", "--weights-dtype", "float16"]) == 0
+                 "--vgg-weight", "0", "--seed", "1", "--weights-dtype", "float16", "--images", str(pictures),
+                 "--real-batch", "2"]) == 0
     resumed = json.loads((enc_dir / "config.json").read_text())["provenance"]
     assert resumed["steps_done"] == 5 and resumed["train"]["seed"] == 1  # the recipe keeps both runs
+    assert resumed["images"] == [str(pictures)] and resumed["train"]["real_batch"] == 2
+    assert "real_psnr" in resumed["validation"]
     assert resumed["resumed_from"]["steps_done"] == 20 and resumed["resumed_from"]["train"]["seed"] == 0
     out = tmp_path / "proj"
     assert main(["project", str(model), str(targets / "seed0002.png"), "--out", str(out), "--steps", "5",

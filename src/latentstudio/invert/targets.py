@@ -12,12 +12,14 @@ from ..errors import UserError
 from ..render.images import pil_to_tensor
 
 
-def expand_target_paths(paths) -> list[Path]:
-    """Files as given; folders contribute their images (sorted, not recursive)."""
+def expand_target_paths(paths, recursive: bool = False) -> list[Path]:
+    """Files as given; folders contribute their images (sorted; with `recursive`, those of subfolders too, as in
+    a prepared dataset's 00000/ folders)."""
     out = []
     for p in map(Path, paths):
         if p.is_dir():
-            found = sorted(f for f in p.iterdir() if f.suffix.lower() in IMAGE_SUFFIXES and f.is_file())
+            found = sorted(f for f in (p.rglob("*") if recursive else p.iterdir())
+                           if f.suffix.lower() in IMAGE_SUFFIXES and f.is_file())
             if not found:
                 raise UserError(f"{p}: folder has no images ({', '.join(IMAGE_SUFFIXES)})")
             out.extend(found)
@@ -30,9 +32,10 @@ def expand_target_paths(paths) -> list[Path]:
     return out
 
 
-def load_targets(paths, G, crop: str = "center", background=(255, 255, 255)) -> tuple[torch.Tensor, list[Path]]:
+def load_targets(paths, G, crop: str = "center", background=(255, 255, 255),
+                 recursive: bool = False) -> tuple[torch.Tensor, list[Path]]:
     """Targets [N, C, R, R] in [-1, 1] for G (centre-cropped and resized like `prepare`), and their paths."""
-    files = expand_target_paths(paths)
+    files = expand_target_paths(paths, recursive)
     tensors = []
     for f in files:
         try:

@@ -5,6 +5,10 @@ random per-pixel noise, and trains the encoder with
 - a latent loss: squared distance to the true ws, in units of the spread of w (cheap, from the start);
 - reconstruction losses, switched on after `recon_start` of the run: the guessed ws are rendered and compared
   with the input by pixel MSE and the VGG16 distance (at `perceptual_side` pixels, for speed on CPUs).
+Given a folder of the user's own pictures (`images`, e.g. the drawings the model was trained on), each step
+also encodes `real_batch` of them and trains on their reconstruction alone (no latent is known for them): the
+generator's renders teach the encoder where latents lie, the pictures teach it what people will actually
+project, which renders of a young model can be far from.
 The generator stays frozen and untouched (gradients are taken for the encoder only).
 """
 
@@ -39,6 +43,8 @@ class EncoderTrainConfig(Config):
     psi_min: float = 0.4  # training latents: truncation psi drawn from [psi_min, 1]
     mix_prob: float = 0.5  # share of style-mixed (W+) training latents
     val_size: int = 16
+    real_batch: int = 4  # pictures per step from `images` (when given), reconstruction losses only
+    real_flip: bool = True  # mirror half of those pictures at random (drawings read the same mirrored)
     log_every: int = 100
     seed: int = 0
 
@@ -47,6 +53,8 @@ class EncoderTrainConfig(Config):
             raise ConfigError("steps and batch must be at least 1")
         if not 0 <= self.recon_start <= 1 or not 0 <= self.mix_prob <= 1:
             raise ConfigError("recon_start and mix_prob must lie in [0, 1]")
+        if self.real_batch < 0:
+            raise ConfigError("real_batch must be at least 0")
 
 
 @torch.no_grad()
@@ -67,19 +75,40 @@ def sample_training_ws(G, n: int, stats: WStats, cfg: EncoderTrainConfig, gen: t
 
 def train_encoder(G, config: EncoderTrainConfig = EncoderTrainConfig(), encoder_config: EncoderConfig | None = None,
                   features=None, device="auto", progress: bool = True, log=print, encoder: Encoder | None = None,
-                  on_checkpoint=None, checkpoint_every: int = 0) -> tuple[Encoder, dict]:
+                  on_checkpoint=None, checkpoint_every: int = 0, images: torch.Tensor | None = None
+                  ) -> tuple[Encoder, dict]:
     """Train (or continue training) an encoder for G. Returns (encoder, summary with validation numbers).
+    images: the user's pictures [N, C, R, R] in [-1, 1] (see `load_targets`) to train on as well; a tenth of
+    them (up to val_size) is held out and reported as `real_psnr`.
     Runs under its own seeded copy of torch's random state (the per-pixel noise of the renders), so a run is
     reproducible and the caller's random state is left as it was."""
     dev = resolve_device(device)
     with torch.random.fork_rng(devices=[dev] if dev.type == "cuda" else []):
         torch.manual_seed(config.seed)
         return _train(G, config, encoder_config, features, dev, progress, log, encoder, on_checkpoint,
-                      checkpoint_every)
+                      checkpoint_every, images)
 
 
-def _train(G, config, encoder_config, features, dev, progress, log, encoder, on_checkpoint, checkpoint_every):
+def split_pictures(G, images, config: EncoderTrainConfig, dev):
+    """(training pictures, held-out pictures) from `images`; (None, None) without them."""
+    if images is None or config.real_batch == 0:
+        return None, None
+    expected = (G.img_channels, G.img_resolution, G.img_resolution)
+    if images.ndim != 4 or tuple(images.shape[1:]) != expected or len(images) < 2:
+        shape = ", ".join(map(str, expected))
+        raise ConfigError(f"images (--images) have shape {list(images.shape)}; need at least 2 of [{shape}]")
+    if config.pixel_weight <= 0 and config.vgg_weight <= 0:
+        raise ConfigError("training on pictures needs a reconstruction loss (pixel_weight or vgg_weight > 0)")
+    held = min(config.val_size, max(1, len(images) // 10))
+    order = torch.randperm(len(images), generator=torch.Generator().manual_seed(config.seed + 2))
+    images = images.to(dev, torch.float32)
+    return images[order[held:]], images[order[:held]]
+
+
+def _train(G, config, encoder_config, features, dev, progress, log, encoder, on_checkpoint, checkpoint_every,
+           images):
     gen = torch.Generator().manual_seed(config.seed)
+    pictures, val_pictures = split_pictures(G, images, config, dev)
     stats = w_statistics(G, device=dev)
     if encoder is None:
         encoder = Encoder(encoder_config or EncoderConfig.for_generator(G)).to(dev)
@@ -100,6 +129,8 @@ def _train(G, config, encoder_config, features, dev, progress, log, encoder, on_
         use_recon = recon_loss is not None and step >= int(config.recon_start * config.steps)
         loss = _step_loss(G, encoder, sample_training_ws(G, config.batch, stats, config, gen, dev), scale, config,
                           recon_loss if use_recon else None)
+        if use_recon and pictures is not None:
+            loss = loss + _picture_loss(G, encoder, sample_pictures(pictures, config, gen), recon_loss)
         grads = torch.autograd.grad(loss, params)  # the generator's own gradients are never touched
         for p, g in zip(params, grads, strict=True):
             p.grad = g
@@ -108,17 +139,20 @@ def _train(G, config, encoder_config, features, dev, progress, log, encoder, on_
             progress_bar.update(1)
             progress_bar.set_postfix(loss=f"{float(loss.detach()):.4f}")
         if config.log_every and ((step + 1) % config.log_every == 0 or step + 1 == config.steps):
-            val = evaluate_encoder(G, encoder, val_images, val_ws, scale)
+            val = evaluate_encoder(G, encoder, val_images, val_ws, scale, val_pictures)
+            real = f"  held-out pictures {val['real_psnr']:.2f} dB" if "real_psnr" in val else ""
             log(f"step {step + 1}/{config.steps}  loss {float(loss.detach()):.4f}  val latent "
-                f"{val['latent_error']:.4f}  val psnr {val['psnr']:.2f} dB  ({time.perf_counter() - t0:.0f} s)")
+                f"{val['latent_error']:.4f}  val psnr {val['psnr']:.2f} dB{real}  ({time.perf_counter() - t0:.0f} s)")
         if on_checkpoint is not None and checkpoint_every and (step + 1) % checkpoint_every == 0:
             on_checkpoint(encoder.eval(), step + 1)
             encoder.train()
     if progress_bar is not None:
         progress_bar.close()
     encoder.eval().requires_grad_(False)
-    summary = evaluate_encoder(G, encoder, val_images, val_ws, scale)
+    summary = evaluate_encoder(G, encoder, val_images, val_ws, scale, val_pictures)
     summary.update(seconds=time.perf_counter() - t0, steps=config.steps)
+    if pictures is not None:
+        summary.update(pictures=len(pictures), held_out_pictures=len(val_pictures))
     return encoder, summary
 
 
@@ -147,12 +181,32 @@ def _step_loss(G, encoder, ws, scale, config: EncoderTrainConfig, recon_loss):
     return loss
 
 
+def sample_pictures(pictures, config: EncoderTrainConfig, gen: torch.Generator):
+    """`real_batch` pictures drawn at random (with replacement), half of them mirrored when real_flip."""
+    idx = torch.randint(len(pictures), [config.real_batch], generator=gen)
+    batch = pictures[idx.to(pictures.device)]
+    if config.real_flip:
+        flip = (torch.rand([config.real_batch], generator=gen) < 0.5).to(pictures.device)
+        batch = torch.where(flip.reshape(-1, 1, 1, 1), batch.flip(3), batch)
+    return batch
+
+
+def _picture_loss(G, encoder, pictures, recon_loss):
+    """Reconstruction of the user's pictures: their guessed ws rendered with the model's constant noise."""
+    recon = G.synthesis(encoder(pictures), noise_mode="const")
+    return recon_loss(recon, recon_loss.target_features(pictures)).mean()
+
+
 @torch.no_grad()
-def evaluate_encoder(G, encoder: Encoder, images, ws, scale: float) -> dict:
-    """Latent error (mean squared, in units of w's per-dimension spread) and PSNR of the re-rendered guess."""
+def evaluate_encoder(G, encoder: Encoder, images, ws, scale: float, pictures=None) -> dict:
+    """Latent error (mean squared, in units of w's per-dimension spread) and PSNR of the re-rendered guess;
+    with held-out pictures, the PSNR of their re-rendered guesses too (`real_psnr`)."""
     was_training = encoder.training
     encoder.eval()
     pred = encoder(images)
     recon = G.synthesis(pred, noise_mode="const")
+    out = {"latent_error": float(((pred - ws) / scale).square().mean()), "psnr": float(psnr(recon, images).mean())}
+    if pictures is not None:
+        out["real_psnr"] = float(psnr(G.synthesis(encoder(pictures), noise_mode="const"), pictures).mean())
     encoder.train(was_training)
-    return {"latent_error": float(((pred - ws) / scale).square().mean()), "psnr": float(psnr(recon, images).mean())}
+    return out
