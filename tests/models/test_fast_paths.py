@@ -6,7 +6,7 @@ import itertools
 import pytest
 import torch
 
-from latentstudio.models import Generator, get_preset, inference, ops, synthesis
+from latentstudio.models import Generator, get_preset, inference, ops, synthesis, winograd
 from latentstudio.models.inference import modulated_conv2d_inference, squared_weight_norms, transposed_weight
 from latentstudio.models.layers import modulated_conv2d
 
@@ -265,3 +265,55 @@ def test_bench_reference_generator_computes_our_images(monkeypatch):
         torch.testing.assert_close(bench.reference_generator(G, z), G(z, noise_mode="const"), atol=1e-4, rtol=0)
         torch.testing.assert_close(bench.reference_generator(G, z[:1]), G(z[:1], noise_mode="const"), atol=1e-4,
                                    rtol=0)
+
+
+@pytest.mark.parametrize("n,h,w,layout", [(1, 6, 8, torch.contiguous_format), (3, 4, 4, torch.channels_last),
+                                          (2, 2, 10, torch.channels_last)])
+def test_winograd_conv3x3_equals_the_direct_convolution(n, h, w, layout):
+    torch.manual_seed(5)
+    x = torch.randn(n, 5, h, w, dtype=torch.float64).contiguous(memory_format=layout)
+    weight = torch.randn(7, 5, 3, 3, dtype=torch.float64)  # asymmetric: a flipped or shifted tap shows
+    got = winograd.conv3x3(x, winograd.transform_weight(weight))
+    torch.testing.assert_close(got, torch.nn.functional.conv2d(x, weight, padding=1), rtol=1e-11, atol=1e-11)
+
+
+def test_winograd_applies_where_it_was_measured_faster():
+    w512 = torch.empty(512, 512, 3, 3)
+    assert winograd.applies(torch.empty(1, 512, 32, 32), w512, 1)
+    assert winograd.applies(torch.empty(8, 512, 16, 16), w512, 1)
+    assert not winograd.applies(torch.empty(8, 512, 32, 32), w512, 1)  # too many pixels
+    assert not winograd.applies(torch.empty(1, 256, 32, 32), torch.empty(256, 256, 3, 3), 1)  # too few channels
+    assert not winograd.applies(torch.empty(1, 512, 5, 5), w512, 1)  # odd size
+    assert not winograd.applies(torch.empty(1, 512, 8, 8), torch.empty(512, 512, 1, 1), 0)
+    assert not winograd.applies(torch.empty(1, 512, 8, 8, dtype=torch.float16), w512, 1)
+
+
+@pytest.mark.parametrize("n", [1, 3])
+def test_modulated_conv2d_inference_by_winograd_equals_reference(n, monkeypatch):
+    monkeypatch.setattr(winograd, "MIN_CHANNELS", 1)
+    calls = []
+    conv = winograd.conv3x3
+    monkeypatch.setattr(winograd, "conv3x3", lambda *a: calls.append(1) or conv(*a))
+    torch.manual_seed(4)
+    dt = torch.float64
+    x, weight = torch.randn(n, 4, 6, 6, dtype=dt), torch.randn(6, 4, 3, 3, dtype=dt)
+    styles, bias, noise = torch.randn(n, 4, dtype=dt) + 1, torch.randn(6, dtype=dt), torch.randn(6, 6, dtype=dt)
+    gain = 0.7 * ops.ACTIVATION_GAINS["lrelu"]
+    ref = modulated_conv2d(x, weight, styles, noise=noise, padding=1, fused_modconv=False, impl="ref")
+    ref = ops.bias_act(ref, bias, act="lrelu", gain=gain, clamp=0.5)
+    cache = torch.nn.Module()
+    for _ in range(2):  # the second call uses the cached transformed weight
+        got = modulated_conv2d_inference(x, weight, styles, bias, noise=noise, padding=1, gain=gain, act="lrelu",
+                                         clamp=0.5, cache=cache)
+        torch.testing.assert_close(got, ref, rtol=1e-10, atol=1e-10)
+    assert len(calls) == 2 and "_winograd" in cache.__dict__
+
+
+def test_fast_path_with_winograd_layers():
+    # paper256's 512-channel blocks up to 32 px take the Winograd path at batch 1 and 8: same images.
+    torch.manual_seed(0)
+    G = Generator(get_preset("paper256", resolution=32).generator).eval()
+    with torch.no_grad():
+        ws = G.mapping(torch.randn(2, G.z_dim), None)
+        _compare(G, ws[:1])
+        _compare(G, ws)

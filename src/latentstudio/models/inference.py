@@ -11,7 +11,8 @@ What changes, and why it is the same function:
 - tensors that only depend on parameters (demodulation statistics, transposed or GEMM-layout weights,
   scaled bias and constant noise) are cached on the module, keyed on the parameters' identities, data
   pointers and version counters;
-- on CPU, low-resolution transposed convolutions with many channels run as one GEMM plus col2im.
+- on CPU, low-resolution transposed convolutions with many channels run as one GEMM plus col2im, and
+  low-resolution 3x3 convolutions with many channels by Winograd's F(2x2, 3x3) (models.winograd).
 """
 
 from __future__ import annotations
@@ -19,7 +20,7 @@ from __future__ import annotations
 import torch
 import torch.nn.functional as F
 
-from . import ops
+from . import ops, winograd
 
 # Choices measured in bench/generator.py (docs/performance.md).
 GEMM_UPCONV_MIN_CHANNELS = 256  # transposed conv as one GEMM + col2im: wins with many channels and few pixels
@@ -128,6 +129,12 @@ def modconv_scaled(x, weight, styles, dcoefs, bias, noise, up, padding, f, flip_
     """The convolution and epilogue, with dcoefs, bias and noise already multiplied by the gain."""
     n, in_channels, h, w = x.shape
     out_channels, _, kh, kw = weight.shape
+    if up == 1 and flip_weight and winograd.applies(x, weight, padding):
+        # The styles scale the input and dcoefs the output, so the transformed weight is cached per layer.
+        wt = cached(cache, "_winograd", (weight,), winograd.transform_weight)
+        y = winograd.conv3x3(x * styles.reshape(n, -1, 1, 1), wt)
+        y = torch.addcmul(bias.reshape(1, -1, 1, 1), y, dcoefs.reshape(n, -1, 1, 1), out=y)
+        return _epilogue_(y, noise, act, clamp)
     if fold is None:
         fold = n == 1 and out_channels * in_channels * kh * kw < (in_channels + out_channels * up * up) * h * w
     if fold and n == 1:
