@@ -129,14 +129,9 @@ def modconv_scaled(x, weight, styles, dcoefs, bias, noise, up, padding, f, flip_
     """The convolution and epilogue, with dcoefs, bias and noise already multiplied by the gain."""
     n, in_channels, h, w = x.shape
     out_channels, _, kh, kw = weight.shape
-    if up == 1 and flip_weight and winograd.applies(x, weight, padding):
-        # The styles scale the input and dcoefs the output, so the transformed weight is cached per layer.
-        wt = cached(cache, "_winograd", (weight,), winograd.transform_weight)
-        y = winograd.conv3x3(x * styles.reshape(n, -1, 1, 1), wt)
-        y = torch.addcmul(bias.reshape(1, -1, 1, 1), y, dcoefs.reshape(n, -1, 1, 1), out=y)
-        return _epilogue_(y, noise, act, clamp)
-    if fold is None:
-        fold = n == 1 and out_channels * in_channels * kh * kw < (in_channels + out_channels * up * up) * h * w
+    if fold is None:  # Winograd needs the shared weight (its transform is cached), so it runs unfolded
+        fold = (n == 1 and out_channels * in_channels * kh * kw < (in_channels + out_channels * up * up) * h * w
+                and not _winograd_applies(x, weight, up, padding, flip_weight))
     if fold and n == 1:
         scale = styles.reshape(1, -1, 1, 1) * dcoefs.reshape(-1, 1, 1, 1)  # [O, I, 1, 1]
         layout = torch.channels_last if is_channels_last(x) else torch.contiguous_format
@@ -160,6 +155,8 @@ def _unfused(x, weight, styles, up, padding, f, flip_weight, cache):
     n, in_channels, h, w = x.shape
     if up == 1:
         xs = x * styles.reshape(n, -1, 1, 1)
+        if _winograd_applies(xs, weight, up, padding, flip_weight):
+            return winograd.conv3x3(xs, cached(cache, "_winograd", (weight,), winograd.transform_weight))
         return ops.conv2d_resample(xs, weight_like(xs, weight, cache), padding=padding, flip_weight=flip_weight)
     if (x.device.type == "cpu" and not flip_weight and in_channels >= GEMM_UPCONV_MIN_CHANNELS
             and n * h * w <= GEMM_UPCONV_MAX_PIXELS):
@@ -173,6 +170,10 @@ def _unfused(x, weight, styles, up, padding, f, flip_weight, cache):
     wt = (cached(cache, "_wt_cl", (weight,), _transposed_channels_last) if is_channels_last(xs)
           else cached(cache, "_wt", (weight,), _transposed))
     return _upconv(xs, wt, f, up, padding, flip_weight, None)
+
+
+def _winograd_applies(x, weight, up, padding, flip_weight) -> bool:
+    return up == 1 and flip_weight and winograd.applies(x, weight, padding)
 
 
 def _epilogue_(y, noise, act, clamp):
