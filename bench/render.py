@@ -45,10 +45,12 @@ from latentstudio.errors import ModelFormatError  # noqa: E402
 from latentstudio.io.registry import open_model  # noqa: E402
 from latentstudio.latent.simplex import NoiseField  # noqa: E402
 from latentstudio.latent.timeline_spec import build_timeline, parse_timeline  # noqa: E402
+from latentstudio.render.color import yuv420  # noqa: E402
 from latentstudio.render.layout import FrameLayout, parse_size  # noqa: E402
 from latentstudio.render.settings import RenderSettings  # noqa: E402
-from latentstudio.render.stream import MODES, WORKERS, iter_frames, render, threads_per_worker  # noqa: E402
+from latentstudio.render.stream import MODES, WORKERS, iter_images, render, threads_per_worker  # noqa: E402
 from latentstudio.render.video import open_writer  # noqa: E402
+from latentstudio.utils import allocator  # noqa: E402
 
 MOVES = {
     "interpolate": {"move": "interpolate", "keys": [1, 2, 3], "frames": 150, "loop": True},
@@ -83,16 +85,21 @@ def run_generator(G, ws: torch.Tensor, batch: int) -> None:
 
 def run_generator_workers(G, ws: torch.Tensor, batch: int, workers: int = WORKERS) -> None:
     """The generator alone as the walk's workers run it: `workers` threads with torch's threads shared out,
-    worker j taking batches j, j + workers, ..."""
+    each taking the next batch when it is done with one."""
     chunks, each = list(ws.split(batch)), threads_per_worker(workers)
+    lock = threading.Lock()
 
-    def work(j: int) -> None:
+    def work() -> None:
         torch.set_num_threads(each)
         with torch.no_grad():
-            for chunk in chunks[j::workers]:
+            while True:
+                with lock:
+                    if not chunks:
+                        return
+                    chunk = chunks.pop(0)
                 G.synthesis(chunk, noise_mode="const")
 
-    pool = [threading.Thread(target=work, args=(j,)) for j in range(workers)]
+    pool = [threading.Thread(target=work) for _ in range(workers)]
     for t in pool:
         t.start()
     for t in pool:
@@ -199,12 +206,18 @@ def time_noise(size: int, batch: int, reps: int = 20) -> float:
     return 1000 * (time.process_time() - t0) / (reps * batch)
 
 
-def time_encoder(frames_u8: np.ndarray, path: Path, preset: str, batch: int, threads) -> tuple[float, float]:
+def time_encoder(G, timeline, frames: int, layout: FrameLayout, path: Path, preset: str, batch: int,
+                 threads) -> tuple[float, float]:
+    """x264 alone, fed what the walk feeds it (yuv420p planes at the model's size, RGB frames otherwise),
+    made beforehand."""
+    images = list(iter_images(G, _Prefix(timeline, frames), batch=batch))
+    planes = layout.keeps_size(images[0])
+    batches = [yuv420(x) if planes else layout.apply(x) for x in images]
+
     def encode():
-        size = (frames_u8.shape[2], frames_u8.shape[1])
-        with open_writer(path, size, fps=30, preset=preset, threads=threads) as w:
-            for i in range(0, len(frames_u8), batch):
-                w.write(frames_u8[i:i + batch])
+        with open_writer(path, layout.output_size(G.img_resolution), fps=30, preset=preset, threads=threads) as w:
+            for b in batches:
+                (w.write_yuv420 if planes else w.write)(b)
     return timed(encode)
 
 
@@ -221,6 +234,7 @@ def main(argv=None) -> int:
     p.add_argument("--encoder-threads", type=int, default=None, help="x264 threads (default: the walk's choice)")
     p.add_argument("--mode", choices=MODES, default=None, help="the walk's render mode (default: its own choice)")
     args = p.parse_args(argv)
+    malloc_tuned = allocator.tune()  # as the `latentstudio` command does (LATENTSTUDIO_MALLOC=default: off)
     args.frames = args.frames or (48 if args.quick else 240)
     args.repeats = args.repeats or (2 if args.quick else 5)
     torch.set_num_threads(args.threads)
@@ -233,15 +247,15 @@ def main(argv=None) -> int:
     with tempfile.TemporaryDirectory() as tmp:
         results = measure(G, timelines, ws, args, Path(tmp))
         first = FrameLayout(size=parse_size(args.sizes.split(",")[0]), fit="fill")
-        frames_u8 = np.concatenate(list(iter_frames(G, _Prefix(timelines["interpolate"], args.frames), first,
-                                                    batch=args.batch)))
-        t_enc = time_encoder(frames_u8, Path(tmp) / "enc.mp4", args.preset, args.batch, args.encoder_threads)
+        t_enc = time_encoder(G, timelines["interpolate"], args.frames, first, Path(tmp) / "enc.mp4", args.preset,
+                             args.batch, args.encoder_threads)
     load_after = os.getloadavg()
     print(f"model: {source} ({G.img_resolution} px, w_dim {G.w_dim}), batch {args.batch}, {args.frames} frames per "
           f"run, x264 preset {args.preset}, x264 threads "
           f"{args.encoder_threads if args.encoder_threads is not None else 'auto'}, torch threads "
           f"{torch.get_num_threads()}, walk mode {args.mode or 'auto'}, OMP_WAIT_POLICY "
-          f"{os.environ['OMP_WAIT_POLICY']}, CPUs {os.cpu_count()}, "
+          f"{os.environ['OMP_WAIT_POLICY']}, malloc {'tuned' if malloc_tuned else 'glibc defaults'}, "
+          f"CPUs {os.cpu_count()}, "
           f"{args.repeats} rounds{' (quick)' if args.quick else ''}")
     print(f"load average before {load_before[0]:.2f} / after {load_after[0]:.2f} (the machine is shared; CPU time "
           "is this process's, all threads)")

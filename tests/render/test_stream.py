@@ -2,6 +2,7 @@
 
 import os
 import threading
+import time
 import weakref
 
 import numpy as np
@@ -155,6 +156,30 @@ def test_one_worker_generates_while_the_other_encodes():
     assert torch.get_num_threads() == threads  # the workers set their own teams, not the caller's
 
 
+def test_a_slow_worker_does_not_hold_the_other_back():
+    seen_while_slow = []
+
+    class SlowFirst(FakeG):
+        started = 0
+
+        def synthesis(self, ws, noise_mode="const"):
+            self.started += 1
+            if self.started == 1:  # the first batch takes long (the OS took that worker's core, say)
+                time.sleep(1.0)
+                seen_while_slow.append(self.started)
+            return FakeG.synthesis(self, ws, noise_mode)
+
+    G = SlowFirst()
+    writer = RecordingWriter((32, 32))
+    render(G, [walk(G, 64)], [writer], batch=4, progress=False, mode="workers")
+    # Meanwhile the other worker took batches 1 and 2 (it may run ahead of the encoder by 3 batches, 0 among
+    # them), then waited: with turns it would have stopped after batch 1.
+    assert seen_while_slow == [3]
+    reference = RecordingWriter((32, 32))
+    render(FakeG(), [walk(G, 64)], [reference], batch=4, progress=False, mode="inline")
+    assert writer.sums == reference.sums and writer.frames_written == 64  # still every frame, in order
+
+
 def test_every_mode_writes_the_same_video_in_order():
     G = FakeG()
     runs = {}
@@ -241,3 +266,47 @@ def test_progress_bar_only_on_a_terminal_unless_asked(capsys, monkeypatch):
     render(G, [walk(G, 8)], [RecordingWriter((32, 32))], batch=4, desc="walk")
     err = capsys.readouterr().err
     assert "walk" in err and "8/8" in err
+
+
+class YuvRecordingWriter(RecordingWriter):
+    """Takes yuv420p planes too, and notes which kind each batch came as."""
+
+    takes_yuv420 = True
+
+    def __init__(self, size):
+        super().__init__(size)
+        self.kinds: list[str] = []
+
+    def write(self, frames):
+        self.kinds.append("rgb")
+        super().write(frames)
+
+    def write_yuv420(self, planes):
+        self.kinds.append("yuv")
+        super().write_yuv420(planes)
+
+    def _write_one_yuv420(self, plane):
+        self.sums.append(int(plane.sum()))
+
+
+def test_h264_writers_get_planes_at_the_models_size_and_rgb_otherwise(tmp_path):
+    G = FakeG()
+    same, scaled, preview = YuvRecordingWriter((32, 32)), YuvRecordingWriter((48, 32)), RecordingWriter((68, 32))
+    render(G, [walk(G, 12)], [same], batch=4, progress=False)
+    render(G, [walk(G, 12)], [scaled], FrameLayout(size=(48, 32), fit="fill"), batch=4, progress=False)
+    assert same.kinds == ["yuv"] * 3 and scaled.kinds == ["rgb"] * 3
+    assert same.frames_written == scaled.frames_written == 12
+    two = [YuvRecordingWriter((32, 32)) for _ in range(2)]
+    render(G, [walk(G, 8), walk(G, 8, seed=1)], two, batch=4, preview=preview, preview_cols=2, preview_tile=32,
+           progress=False)
+    assert [w.kinds for w in two] == [["yuv"] * 2] * 2 and preview.frames_written == 8  # preview tiles RGB
+
+
+def test_a_walk_through_planes_looks_like_the_rgb_route(tmp_path):
+    G = FakeG()
+    timeline = walk(G, 16)
+    render(G, [timeline], [open_writer(tmp_path / "yuv.mp4", (32, 32))], batch=4, progress=False)
+    frames = np.concatenate(list(iter_frames(G, timeline, batch=4)))
+    with av.open(str(tmp_path / "yuv.mp4")) as container:
+        got = np.stack([f.to_ndarray(format="rgb24") for f in container.decode(video=0)])
+    assert got.shape == frames.shape and np.abs(got.astype(int) - frames).mean() < 3

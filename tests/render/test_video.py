@@ -91,3 +91,61 @@ def test_bad_outputs(tmp_path):
     assert format_for("out/frames") == "png" and format_for("a.GIF") == "gif" and format_for("a.x", "mp4") == "mp4"
     with pytest.raises(ValueError, match="uint8"):
         open_writer(tmp_path / "frames", (32, 32)).write(np.zeros((1, 32, 32, 3), np.float32))
+
+
+@pytest.mark.parametrize("backend", ["pyav", "ffmpeg"])
+def test_mp4_takes_yuv420_planes_straight(tmp_path, backend):
+    pytest.importorskip("av" if backend == "pyav" else "imageio_ffmpeg")
+    import torch
+
+    from latentstudio.render.color import yuv420
+
+    frames = moving_frames(20)
+    images = torch.from_numpy(frames).permute(0, 3, 1, 2).float().add(0.5).sub(128).div(127.5)  # to_uint8's levels
+    with open_writer(tmp_path / "v.mp4", (48, 32), fps=30, backend=backend) as writer:
+        assert writer.takes_yuv420
+        writer.write_yuv420(yuv420(images[:12]))
+        writer.write_yuv420(yuv420(images[12:]))
+        with pytest.raises(ValueError, match=r"yuv420p frames \[B, 48, 48\]"):
+            writer.write_yuv420(np.zeros((1, 32, 48), np.uint8))
+    got, _ = decode(tmp_path / "v.mp4")
+    assert got.shape == (20, 32, 48, 3)
+    assert np.abs(got.astype(int) - frames).mean() < 4
+    assert got[0].mean() < got[-1].mean() - 50
+
+
+def test_ffmpeg_writer_keeps_one_pixel_format(tmp_path):
+    pytest.importorskip("imageio_ffmpeg")
+    with open_writer(tmp_path / "v.mp4", (48, 32), backend="ffmpeg") as writer:
+        writer.write(moving_frames(2))
+        with pytest.raises(ValueError, match="started with rgb24 frames, not yuv420p"):
+            writer.write_yuv420(np.zeros((1, 48, 48), np.uint8))
+    with open_writer(tmp_path / "empty.mp4", (48, 32), backend="ffmpeg"):
+        pass  # nothing written: ffmpeg still starts and leaves a file, as the PyAV writer does
+    assert (tmp_path / "empty.mp4").exists()
+
+
+def test_gif_and_png_take_rgb_only(tmp_path):
+    for name in ("a.gif", "frames"):
+        writer = open_writer(tmp_path / name, (48, 32))
+        assert not writer.takes_yuv420
+        with pytest.raises(NotImplementedError, match="RGB frames only"):
+            writer.write_yuv420(np.zeros((1, 48, 48), np.uint8))
+        writer.abort()
+
+
+def test_auto_preset_spends_bits_on_small_frames_and_cpu_time_on_large_ones(tmp_path):
+    from latentstudio.render.settings import RenderSettings
+    from latentstudio.render.video import x264_preset
+
+    assert x264_preset((128, 128)) == x264_preset((256, 256)) == "ultrafast"
+    assert x264_preset((258, 256)) == x264_preset((1920, 1080)) == "veryfast"
+    assert x264_preset((128, 128), "slow") == "slow"
+    with pytest.raises(UserError, match="--preset 'quick'"):
+        x264_preset((128, 128), "quick")
+    with pytest.raises(UserError, match="--preset 'quick'"):
+        RenderSettings(preset="quick")
+    if importlib.util.find_spec("av"):
+        writer = open_writer(tmp_path / "v.mp4", (48, 32))
+        assert writer.stream.options["preset"] == "ultrafast"
+        writer.abort()

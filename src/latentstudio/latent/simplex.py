@@ -125,6 +125,10 @@ def _vertex_tables() -> tuple[np.ndarray, np.ndarray, np.ndarray]:
 
 
 _OFFSETS, _INPUT_OFFSETS, _WEIGHTS = _vertex_tables()
+# One [192, 8] table per axis: looked up per point, they give [P, 8] arrays that the sums below run over
+# contiguously (a [P, 8, 3] array and einsum over its last axis take about twice as long).
+_AXIS_OFFSETS = tuple(np.ascontiguousarray(_OFFSETS[..., k]) for k in range(3))
+_AXIS_INPUT_OFFSETS = tuple(np.ascontiguousarray(_INPUT_OFFSETS[..., k]) for k in range(3))
 
 
 def _two_closest(score_a, score_b, zins, point_a: int, point_b: int, closer):
@@ -165,7 +169,7 @@ class OpenSimplex3:
     def __init__(self, seed: int = 0):
         self.seed = int(seed)
         self.perm = permutation(self.seed).astype(np.int32)
-        self.grad = np.ascontiguousarray(GRADIENTS[self.perm % 24])  # [256, 3]: the reference's perm_grad_index3
+        self.grad = np.asfortranarray(GRADIENTS[self.perm % 24])  # [256, 3]: the reference's perm_grad_index3
 
     def __call__(self, points: np.ndarray) -> np.ndarray:
         points = np.asarray(points, dtype=np.float64).reshape(-1, 3)
@@ -176,18 +180,25 @@ class OpenSimplex3:
         in_sum = ins.sum(1)
         region = np.where(in_sum <= 1, 0, np.where(in_sum >= 2, 1, 2))
         key = _extra_keys(ins, in_sum, region)
-        # Σ attn⁴ · gradient · d over the point's 8 vertices, all points at once: [P, 8] and [P, 8, 3] arrays
+        # Σ attn⁴ · gradient · d over the point's 8 vertices, all points at once, axis by axis: [P, 8] arrays
         # taken from the per-key tables (np.take: several times faster than fancy indexing at these sizes).
-        d = d0[:, None, :] - np.take(_INPUT_OFFSETS, key, axis=0)
-        attn = 2 - np.einsum("pvk,pvk->pv", d, d)
+        d = [d0[:, k, None] - np.take(_AXIS_INPUT_OFFSETS[k], key, axis=0) for k in range(3)]
+        attn = 2 - d[0] * d[0]
+        attn -= d[1] * d[1]
+        attn -= d[2] * d[2]
         np.maximum(attn, 0.0, out=attn)
         attn *= np.take(_WEIGHTS, key, axis=0)
-        v = cell.astype(np.int32)[:, None, :] + np.take(_OFFSETS, key, axis=0)
+        corner = cell.astype(np.int32)
+        v = [corner[:, k, None] + np.take(_AXIS_OFFSETS[k], key, axis=0) for k in range(3)]
         perm = self.perm
-        h = (np.take(perm, (np.take(perm, v[..., 0] & 255) + v[..., 1]) & 255) + v[..., 2]) & 255
+        h = (np.take(perm, (np.take(perm, v[0] & 255) + v[1]) & 255) + v[2]) & 255
+        dot = np.take(self.grad[:, 0], h) * d[0]
+        dot += np.take(self.grad[:, 1], h) * d[1]
+        dot += np.take(self.grad[:, 2], h) * d[2]
         attn *= attn
         attn *= attn
-        return np.einsum("pv,pvk,pvk->p", attn, np.take(self.grad, h, axis=0), d) / NORM
+        dot *= attn
+        return dot.sum(1) / NORM
 
 
 class NoiseField:

@@ -111,11 +111,15 @@ class FrameLayout:
         scale = {"fit": min(cw / w, ch / h), "fill": max(cw / w, ch / h), "pad": min(1.0, cw / w, ch / h)}[self.fit]
         return max(1, round(w * scale)), max(1, round(h * scale))
 
+    def keeps_size(self, images: torch.Tensor) -> bool:
+        """True when frames are the images as they are (the model's own size, the usual walk)."""
+        return self.output_size(images.shape[3], images.shape[2]) == (images.shape[3], images.shape[2])
+
     def apply(self, images: torch.Tensor) -> np.ndarray:
         """[B, C, h, w] in [-1, 1] -> uint8 [B, H, W, C] on the canvas (NVIDIA's rounding: x*127.5+128)."""
         _, c, h, w = images.shape
         cw, ch = self.output_size(w, h)
-        if (cw, ch) == (w, h):  # the model's own size (the usual walk): nothing to scale or place
+        if self.keeps_size(images):  # nothing to scale or place
             return to_uint8(images)
         x = _scaled_uint8(images, self.scaled_size(w, h), self.filter)
         sw, sh = x.shape[3], x.shape[2]

@@ -9,7 +9,7 @@ from ..config import Config
 from ..data.images import parse_color
 from ..errors import UserError
 from .layout import FrameLayout, parse_size
-from .video import FrameWriter, format_for, open_writer
+from .video import FrameWriter, format_for, open_writer, x264_preset
 
 
 @dataclasses.dataclass(frozen=True)
@@ -21,7 +21,7 @@ class RenderSettings(Config):
     background: str = "black"  # border colour for fit / pad
     format: str | None = None  # mp4 | gif | png (default: from the output's suffix)
     crf: int = 18  # H.264 quality: 0 lossless, 18 visually lossless, 23 FFmpeg's default, 51 worst
-    preset: str = "veryfast"  # x264 speed vs file size at the same crf: ultrafast ... veryfast ... veryslow
+    preset: str = "auto"  # x264 speed vs file size: auto (ultrafast up to 256x256, else veryfast) or x264's
     backend: str = "auto"  # pyav | ffmpeg (imageio-ffmpeg) | auto
     threads: int | None = None  # x264 threads (default: 1 up to 640x640 frames, else FFmpeg's choice)
     batch: int = 8  # frames per generator call
@@ -36,6 +36,7 @@ class RenderSettings(Config):
         if self.batch < 1 or not 0 <= self.crf <= 51 or self.preview_tile < 16:
             raise UserError("render settings: batch must be >= 1, crf 0..51 and preview_tile >= 16")
         self.layout()  # checks size, fit, filter and background now rather than after the first batch
+        x264_preset((1, 1), self.preset)  # and the preset's name
 
     def layout(self) -> FrameLayout:
         return FrameLayout(size=parse_size(self.size), fit=self.fit, filter=self.filter,

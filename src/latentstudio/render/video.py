@@ -46,12 +46,36 @@ def encoder_threads(size: tuple[int, int], threads: int | None) -> int:
     return 1 if size[0] * size[1] <= 640 * 640 else 0
 
 
+X264_PRESETS = ("ultrafast", "superfast", "veryfast", "faster", "fast", "medium", "slow", "slower", "veryslow",
+                "placebo")
+SMALL_FRAME = 256 * 256  # pixels; up to here "auto" takes ultrafast
+
+
+def x264_preset(size: tuple[int, int], preset: str = "auto") -> str:
+    """x264's preset; "auto": ultrafast for frames up to 256x256, veryfast above.
+
+    Small frames make small files whatever the preset (a 128 px walk: ~190 KiB per 8 s with ultrafast at
+    crf 18 against ~80 KiB with veryfast, at a higher PSNR: 49.3 against 43.2 dB), while x264's cost per
+    frame there is a real share of the generator's (128 px, one core: 0.13-0.17 against 0.35-0.45 ms a
+    frame, of ~6.5 ms of generator CPU time; docs/walks.md). Above that, file size matters more and
+    veryfast's cost is a small share of a large frame's generation."""
+    if preset == "auto":
+        return "ultrafast" if size[0] * size[1] <= SMALL_FRAME else "veryfast"
+    if preset not in X264_PRESETS:
+        raise UserError(f"--preset {preset!r}: use auto or one of x264's: {', '.join(X264_PRESETS)}")
+    return preset
+
+
 def _partial(path: Path) -> Path:
     return path.with_name(f".{path.stem}.partial{path.suffix}")
 
 
 class FrameWriter:
-    """Base class: `write(frames [B, H, W, C] uint8)`, `close()`, `abort()`; a context manager."""
+    """Base class: `write(frames [B, H, W, C] uint8)`, `close()`, `abort()`; a context manager. Writers whose
+    `takes_yuv420` is true (H.264) also take planar YUV 4:2:0 frames, `write_yuv420(planes [B, H * 3 / 2, W])`
+    (see render.color), so that nothing converts RGB on the way."""
+
+    takes_yuv420 = False
 
     def __init__(self, path: str | Path, size: tuple[int, int], fps=30):
         self.path = Path(path)
@@ -68,9 +92,23 @@ class FrameWriter:
             self._write_one(frame)
             self.frames_written += 1
 
+    def write_yuv420(self, planes: np.ndarray) -> None:
+        planes = np.asarray(planes)
+        w, h = self.size
+        if planes.ndim != 3 or planes.shape[1:] != (h * 3 // 2, w) or planes.dtype != np.uint8:
+            raise ValueError(f"{self.path}: expected uint8 yuv420p frames [B, {h * 3 // 2}, {w}], "
+                             f"got {planes.dtype} {list(planes.shape)}")
+        for plane in planes:
+            self._write_one_yuv420(plane)
+            self.frames_written += 1
+
     def _write_one(self, frame: np.ndarray) -> None:
         """Write one [H, W, C] frame (C = 1 or 3)."""
         raise NotImplementedError
+
+    def _write_one_yuv420(self, plane: np.ndarray) -> None:
+        """Write one [H * 3 / 2, W] yuv420p frame (writers with `takes_yuv420`)."""
+        raise NotImplementedError(f"{type(self).__name__} takes RGB frames only")
 
     def close(self) -> None:
         raise NotImplementedError
@@ -91,7 +129,7 @@ class FrameWriter:
 class PyAVWriter(FrameWriter):
     """MP4 (libx264, yuv420p) through PyAV's bundled FFmpeg."""
 
-    def __init__(self, path, size, fps=30, crf: int = 18, preset: str = "veryfast", threads: int | None = None):
+    def __init__(self, path, size, fps=30, crf: int = 18, preset: str = "auto", threads: int | None = None):
         super().__init__(path, size, fps)
         av = require("av", "video", "writing MP4 video")
         self.av = av
@@ -101,11 +139,18 @@ class PyAVWriter(FrameWriter):
         self.stream = self.container.add_stream("libx264", rate=self.fps)
         self.stream.width, self.stream.height = self.size
         self.stream.pix_fmt = "yuv420p"
-        self.stream.options = {"crf": str(int(crf)), "preset": preset,
+        self.stream.options = {"crf": str(int(crf)), "preset": x264_preset(self.size, preset),
                                "threads": str(encoder_threads(self.size, threads))}
 
+    takes_yuv420 = True
+
     def _write_one(self, frame):
-        vf = self.av.VideoFrame.from_ndarray(np.ascontiguousarray(_rgb(frame)), format="rgb24")
+        self._encode(self.av.VideoFrame.from_ndarray(np.ascontiguousarray(_rgb(frame)), format="rgb24"))
+
+    def _write_one_yuv420(self, plane):
+        self._encode(self.av.VideoFrame.from_ndarray(plane, format="yuv420p"))
+
+    def _encode(self, vf):
         vf.pts = self.frames_written
         vf.time_base = 1 / self.fps
         for packet in self.stream.encode(vf):
@@ -158,30 +203,48 @@ class GifWriter(FrameWriter):
 
 
 class FFmpegWriter(FrameWriter):
-    """MP4 (libx264) through the ffmpeg executable that imageio-ffmpeg ships, fed through a pipe."""
+    """MP4 (libx264) through the ffmpeg executable that imageio-ffmpeg ships, fed through a pipe. ffmpeg starts
+    at the first write, told the pixel format of that write (RGB or yuv420p; one video takes one of them)."""
 
-    def __init__(self, path, size, fps=30, crf: int = 18, preset: str = "veryfast", threads: int | None = None):
+    takes_yuv420 = True
+
+    def __init__(self, path, size, fps=30, crf: int = 18, preset: str = "auto", threads: int | None = None):
         super().__init__(path, size, fps)
-        iio = require("imageio_ffmpeg", "video", "writing MP4 video")
+        self.iio = require("imageio_ffmpeg", "video", "writing MP4 video")
         self.tmp = _partial(self.path)
         self.path.parent.mkdir(parents=True, exist_ok=True)
-        self.gen = iio.write_frames(str(self.tmp), self.size, fps=float(self.fps), codec="libx264",
-                                    pix_fmt_in="rgb24", pix_fmt_out="yuv420p", quality=None, macro_block_size=1,
-                                    output_params=["-crf", str(int(crf)), "-preset", preset, "-threads",
-                                                   str(encoder_threads(self.size, threads)),
-                                                   "-movflags", "+faststart"], ffmpeg_log_level="error")
-        self.gen.send(None)
+        self.output_params = ["-crf", str(int(crf)), "-preset", x264_preset(self.size, preset), "-threads",
+                              str(encoder_threads(self.size, threads)), "-movflags", "+faststart"]
+        self.gen, self.pix_fmt_in = None, None
+
+    def _feed(self, data: np.ndarray, pix_fmt_in: str) -> None:
+        if self.gen is None:
+            self.gen = self.iio.write_frames(str(self.tmp), self.size, fps=float(self.fps), codec="libx264",
+                                             pix_fmt_in=pix_fmt_in, pix_fmt_out="yuv420p", quality=None,
+                                             macro_block_size=1, output_params=self.output_params,
+                                             ffmpeg_log_level="error")
+            self.gen.send(None)
+            self.pix_fmt_in = pix_fmt_in
+        if pix_fmt_in != self.pix_fmt_in:
+            raise ValueError(f"{self.path}: this video was started with {self.pix_fmt_in} frames, not {pix_fmt_in}")
+        self.gen.send(np.ascontiguousarray(data).tobytes())
 
     def _write_one(self, frame):
-        self.gen.send(np.ascontiguousarray(_rgb(frame)).tobytes())
+        self._feed(_rgb(frame), "rgb24")
+
+    def _write_one_yuv420(self, plane):
+        self._feed(plane, "yuv420p")
 
     def close(self):
+        if self.gen is None:  # no frame written: still an (empty) video, as PyAV's writer leaves
+            self._feed(np.zeros((0,), np.uint8), "rgb24")
         self.gen.close()
         os.replace(self.tmp, self.path)
 
     def abort(self):
         try:
-            self.gen.close()
+            if self.gen is not None:
+                self.gen.close()
         except Exception:  # noqa: BLE001 - ffmpeg may have died already; removing the file matters
             pass
         self.tmp.unlink(missing_ok=True)
@@ -232,7 +295,7 @@ def pick_backend(backend: str = "auto") -> str:
 
 
 def open_writer(path: str | Path, size: tuple[int, int], fps=30, format: str | None = None, backend: str = "auto",
-                crf: int = 18, preset: str = "veryfast", threads: int | None = None) -> FrameWriter:
+                crf: int = 18, preset: str = "auto", threads: int | None = None) -> FrameWriter:
     """A writer for `path` by format (mp4 / gif / png, from the suffix when not given)."""
     fmt = format_for(path, format)
     if fmt == "png":
