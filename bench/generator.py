@@ -42,7 +42,6 @@ import torch.nn.functional as F
 
 from latentstudio.models import Generator, get_preset
 from latentstudio.models.summary import synthesis_flops
-from latentstudio.utils import allocator
 
 # Reference images/s from issue 2, measured with batch 8 on the target machine: row name -> img/s.
 ISSUE_REF = {"issue 64px cb8192/cm256": 4.0, "paper256 arch @128": 1.4, "paper256 arch @256": 1.0}
@@ -301,7 +300,6 @@ def main(argv=None):
     ap.add_argument("--clock", choices=["wall", "cpu"], default="wall",
                     help="wall: elapsed time; cpu: process CPU time (robust on a shared machine with --threads 1)")
     args = ap.parse_args(argv)
-    malloc_tuned = allocator.tune()  # as the `latentstudio` command does (LATENTSTUDIO_MALLOC=default: off)
     torch.set_num_threads(args.threads)
     reps = args.reps or (1 if args.quick else 3)
     batches = [int(b) for b in (args.batches or "1,8").split(",")]
@@ -321,8 +319,7 @@ def main(argv=None):
     load1 = os.getloadavg()
     print()
     print_table(rows)
-    print(f"\nmatmul 2048^3: {mm:.1f} GFLOP/s; malloc {'tuned' if malloc_tuned else 'glibc defaults'}; load average "
-          f"after: {load1[0]:.2f} {load1[1]:.2f} {load1[2]:.2f}; "
+    print(f"\nmatmul 2048^3: {mm:.1f} GFLOP/s; load average after: {load1[0]:.2f} {load1[1]:.2f} {load1[2]:.2f}; "
           f"{time.perf_counter() - start:.0f} s (on a shared machine compare ratios within a row, not absolute "
           "numbers across runs)")
 

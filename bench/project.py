@@ -58,7 +58,6 @@ from latentstudio.invert.outputs import projection_metrics, quantize
 from latentstudio.io.registry import default_model_path, open_model
 from latentstudio.latent.seeds import z_from_seeds
 from latentstudio.render.images import make_grid, tensor_to_pils
-from latentstudio.utils import allocator
 
 HELD_OUT_SEEDS = (900001, 900002, 900003)
 LIVE_LIMIT_S = 10.0  # issue 5: a visitor's drawing gets its latent within 10 s on 2 CPU cores
@@ -392,7 +391,6 @@ def resize_width(img: Image.Image, width: int) -> Image.Image:
 
 def main(argv=None) -> int:
     args = parse_args(argv)
-    allocator.tune()  # as the `latentstudio` command does (LATENTSTUDIO_MALLOC=default: off)
     try:
         run(args)
     except (BenchError, UserError) as exc:

@@ -10,7 +10,6 @@ import sys
 from . import __version__
 from .commands.common import ArgumentParser
 from .errors import UserError
-from .utils import allocator
 
 # (command name, module) in the order `--help` lists them.
 COMMANDS = (
@@ -56,7 +55,6 @@ def main(argv: list[str] | None = None) -> int:
     if not getattr(args, "func", None):
         parser.print_help()
         return 2
-    allocator.tune()  # reuse freed heap instead of page-faulting through fresh memory (utils/allocator.py)
     try:
         return int(args.func(args) or 0)
     except UserError as exc:

@@ -126,7 +126,8 @@ def _vertex_tables() -> tuple[np.ndarray, np.ndarray, np.ndarray]:
 
 _OFFSETS, _INPUT_OFFSETS, _WEIGHTS = _vertex_tables()
 # One [192, 8] table per axis: looked up per point, they give [P, 8] arrays that the sums below run over
-# contiguously (a [P, 8, 3] array and einsum over its last axis take about twice as long).
+# contiguously (with a [P, 8, 3] array and einsum over its last axis the noise took 1.4x as long: 0.27
+# against 0.19 ms a frame for 256 dimensions, median of 10 rounds).
 _AXIS_OFFSETS = tuple(np.ascontiguousarray(_OFFSETS[..., k]) for k in range(3))
 _AXIS_INPUT_OFFSETS = tuple(np.ascontiguousarray(_INPUT_OFFSETS[..., k]) for k in range(3))
 

@@ -129,6 +129,8 @@ class FrameWriter:
 class PyAVWriter(FrameWriter):
     """MP4 (libx264, yuv420p) through PyAV's bundled FFmpeg."""
 
+    takes_yuv420 = True
+
     def __init__(self, path, size, fps=30, crf: int = 18, preset: str = "auto", threads: int | None = None):
         super().__init__(path, size, fps)
         av = require("av", "video", "writing MP4 video")
@@ -141,8 +143,6 @@ class PyAVWriter(FrameWriter):
         self.stream.pix_fmt = "yuv420p"
         self.stream.options = {"crf": str(int(crf)), "preset": x264_preset(self.size, preset),
                                "threads": str(encoder_threads(self.size, threads))}
-
-    takes_yuv420 = True
 
     def _write_one(self, frame):
         self._encode(self.av.VideoFrame.from_ndarray(np.ascontiguousarray(_rgb(frame)), format="rgb24"))
