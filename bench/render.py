@@ -222,13 +222,13 @@ def time_encoder(G, timeline, frames: int, layout: FrameLayout, path: Path, pres
     """x264 alone, fed what the walk feeds it (yuv420p planes at the model's size, RGB frames otherwise),
     made beforehand."""
     images = list(iter_images(G, _Prefix(timeline, frames), batch=batch))
-    planes = layout.keeps_size(images[0])
-    batches = [yuv420(x) if planes else layout.apply(x) for x in images]
+    yuv = layout.keeps_size(images[0])
+    batches = [yuv420(x) if yuv else layout.apply(x) for x in images]
 
     def encode():
         with open_writer(path, layout.output_size(G.img_resolution), fps=30, preset=preset, threads=threads) as w:
             for b in batches:
-                (w.write_yuv420 if planes else w.write)(b)
+                (w.write_yuv420 if yuv else w.write)(b)
     return timed(encode)
 
 

@@ -164,19 +164,21 @@ def test_a_slow_worker_does_not_hold_the_other_back():
 
         def synthesis(self, ws, noise_mode="const"):
             self.started += 1
-            if self.started == 1:  # the first batch takes long (the OS took that worker's core, say)
+            if torch.equal(ws, first):  # batch 0 takes long (the OS took that worker's core, say)
                 time.sleep(1.0)
                 seen_while_slow.append(self.started)
             return FakeG.synthesis(self, ws, noise_mode)
 
     G = SlowFirst()
+    timeline = walk(G, 64)
+    first = timeline.ws(G, np.arange(4))
     writer = RecordingWriter((32, 32))
-    render(G, [walk(G, 64)], [writer], batch=4, progress=False, mode="workers")
+    render(G, [timeline], [writer], batch=4, progress=False, mode="workers")
     # Meanwhile the other worker took batches 1 and 2 (it may run ahead of the encoder by 3 batches, 0 among
     # them), then waited: with turns it would have stopped after batch 1.
     assert seen_while_slow == [3]
     reference = RecordingWriter((32, 32))
-    render(FakeG(), [walk(G, 64)], [reference], batch=4, progress=False, mode="inline")
+    render(FakeG(), [timeline], [reference], batch=4, progress=False, mode="inline")
     assert writer.sums == reference.sums and writer.frames_written == 64  # still every frame, in order
 
 

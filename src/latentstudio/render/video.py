@@ -85,21 +85,20 @@ class FrameWriter:
 
     def write(self, frames: np.ndarray) -> None:
         frames = np.asarray(frames)
-        if frames.ndim != 4 or (frames.shape[2], frames.shape[1]) != self.size or frames.dtype != np.uint8:
-            raise ValueError(f"{self.path}: expected uint8 frames [B, {self.size[1]}, {self.size[0]}, C], "
-                             f"got {frames.dtype} {list(frames.shape)}")
-        for frame in frames:
-            self._write_one(frame)
-            self.frames_written += 1
+        ok = frames.ndim == 4 and (frames.shape[2], frames.shape[1]) == self.size
+        self._write_each(frames, ok, f"frames [B, {self.size[1]}, {self.size[0]}, C]", self._write_one)
 
     def write_yuv420(self, planes: np.ndarray) -> None:
         planes = np.asarray(planes)
         w, h = self.size
-        if planes.ndim != 3 or planes.shape[1:] != (h * 3 // 2, w) or planes.dtype != np.uint8:
-            raise ValueError(f"{self.path}: expected uint8 yuv420p frames [B, {h * 3 // 2}, {w}], "
-                             f"got {planes.dtype} {list(planes.shape)}")
-        for plane in planes:
-            self._write_one_yuv420(plane)
+        ok = planes.ndim == 3 and planes.shape[1:] == (h * 3 // 2, w)
+        self._write_each(planes, ok, f"yuv420p frames [B, {h * 3 // 2}, {w}]", self._write_one_yuv420)
+
+    def _write_each(self, batch: np.ndarray, shape_ok: bool, expected: str, write_one) -> None:
+        if not shape_ok or batch.dtype != np.uint8:
+            raise ValueError(f"{self.path}: expected uint8 {expected}, got {batch.dtype} {list(batch.shape)}")
+        for item in batch:
+            write_one(item)
             self.frames_written += 1
 
     def _write_one(self, frame: np.ndarray) -> None:
