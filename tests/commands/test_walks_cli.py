@@ -63,6 +63,9 @@ def test_walk_noise_loop_video(tiny_model_dir, tmp_path, monkeypatch):
     assert frames.shape == (12, 32, 48, 3)  # stops x frames, at the asked size
     record = json.loads((tmp_path / "loop.mp4.json").read_text())
     assert record["render"]["size"] == "48x32" and record["resolved"]["segments"][0]["stops"] == 3
+    assert record["render"]["preset"] == "auto"  # as asked; what it resolved to is recorded with the output
+    assert record["output"] == {"writer": "PyAVWriter", "size": [48, 32], "fps": 30.0, "codec": "libx264", "crf": 18,
+                                "preset": "ultrafast", "threads": 1}
 
 
 def walk_timeline(G, argv):
@@ -202,6 +205,7 @@ render: {{size: 40x24, preview_tile: 20}}
     assert np.abs(one[5:10].astype(int) - two[0:5]).mean() < 6  # screen 2 runs 5 frames ahead
     resolved = json.loads((out / "timeline.resolved.json").read_text())
     assert [s["offset"] for s in resolved["screens"]] == [0, 5] and resolved["render"]["fps"] == 12
+    assert [s["output"]["preset"] for s in resolved["screens"]] == ["ultrafast", "ultrafast"]
 
 
 @pytest.mark.parametrize("argv,needle", [

@@ -117,6 +117,8 @@ def test_mp4_takes_yuv420_planes_straight(tmp_path, backend):
 def test_ffmpeg_writer_keeps_one_pixel_format(tmp_path):
     pytest.importorskip("imageio_ffmpeg")
     with open_writer(tmp_path / "v.mp4", (48, 32), backend="ffmpeg") as writer:
+        assert writer.describe() == {"writer": "FFmpegWriter", "size": [48, 32], "fps": 30.0, "codec": "libx264",
+                                     "crf": 18, "preset": "ultrafast", "threads": 1}
         writer.write(moving_frames(2))
         with pytest.raises(ValueError, match="started with rgb24 frames, not yuv420p"):
             writer.write_yuv420(np.zeros((1, 48, 48), np.uint8))
@@ -128,7 +130,7 @@ def test_ffmpeg_writer_keeps_one_pixel_format(tmp_path):
 def test_gif_and_png_take_rgb_only(tmp_path):
     for name in ("a.gif", "frames"):
         writer = open_writer(tmp_path / name, (48, 32))
-        assert not writer.takes_yuv420
+        assert not writer.takes_yuv420 and "codec" not in writer.describe()
         with pytest.raises(NotImplementedError, match="RGB frames only"):
             writer.write_yuv420(np.zeros((1, 48, 48), np.uint8))
         writer.abort()

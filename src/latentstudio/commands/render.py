@@ -90,7 +90,7 @@ def run(args) -> int:
                    preview=preview, preview_cols=settings.preview_cols, preview_tile=settings.preview_tile,
                    desc=f"render {len(screens)} screen(s)")
     resolved = {"timeline": spec.to_dict(), "render": settings.to_dict(),
-                "screens": [{"name": n, "file": str(w.path), **t.describe()}
+                "screens": [{"name": n, "file": str(w.path), "output": w.describe(), **t.describe()}
                             for n, w, t in zip(names, writers, timelines, strict=True)]}
     (out / "timeline.resolved.json").write_text(json.dumps(resolved, indent=2, default=str) + "\n")
     write_run_record(out, "render", args, {"model": str(model.path), "provenance": model.provenance,

@@ -196,7 +196,7 @@ def run(args) -> int:
     record = write_run_record(out if is_dir else out.parent, "walk", args,
                               {"model": str(model.path), "provenance": model.provenance, "timeline": spec.to_dict(),
                                "resolved": timeline.describe(), "render": settings.to_dict(),
-                               "stats": stats.to_dict()},
+                               "output": writer.describe(), "stats": stats.to_dict()},
                               filename=None if is_dir else f"{out.name}.json")
     w, h = writer.size
     print(f"wrote {out}: {timeline.num_frames} frames ({timeline.num_frames / settings.fps:.2f} s at "

@@ -66,6 +66,11 @@ def x264_preset(size: tuple[int, int], preset: str = "auto") -> str:
     return preset
 
 
+def _x264_settings(size: tuple[int, int], crf: int, preset: str, threads: int | None) -> dict:
+    return {"codec": "libx264", "crf": int(crf), "preset": x264_preset(size, preset),
+            "threads": encoder_threads(size, threads)}
+
+
 def _partial(path: Path) -> Path:
     return path.with_name(f".{path.stem}.partial{path.suffix}")
 
@@ -82,6 +87,12 @@ class FrameWriter:
         self.size = (int(size[0]), int(size[1]))
         self.fps = _fps(fps)
         self.frames_written = 0
+
+    def describe(self) -> dict:
+        """What the output is made with, resolved (written next to it): format, size, fps, encoder settings."""
+        return {"writer": type(self).__name__, "size": list(self.size), "fps": float(self.fps), **self.encoding}
+
+    encoding: dict = {}  # H.264 writers: codec, the preset actually used, crf, threads
 
     def write(self, frames: np.ndarray) -> None:
         frames = np.asarray(frames)
@@ -140,8 +151,8 @@ class PyAVWriter(FrameWriter):
         self.stream = self.container.add_stream("libx264", rate=self.fps)
         self.stream.width, self.stream.height = self.size
         self.stream.pix_fmt = "yuv420p"
-        self.stream.options = {"crf": str(int(crf)), "preset": x264_preset(self.size, preset),
-                               "threads": str(encoder_threads(self.size, threads))}
+        self.encoding = _x264_settings(self.size, crf, preset, threads)
+        self.stream.options = {k: str(v) for k, v in self.encoding.items() if k != "codec"}
 
     def _write_one(self, frame):
         self._encode(self.av.VideoFrame.from_ndarray(np.ascontiguousarray(_rgb(frame)), format="rgb24"))
@@ -212,8 +223,9 @@ class FFmpegWriter(FrameWriter):
         self.iio = require("imageio_ffmpeg", "video", "writing MP4 video")
         self.tmp = _partial(self.path)
         self.path.parent.mkdir(parents=True, exist_ok=True)
-        self.output_params = ["-crf", str(int(crf)), "-preset", x264_preset(self.size, preset), "-threads",
-                              str(encoder_threads(self.size, threads)), "-movflags", "+faststart"]
+        self.encoding = _x264_settings(self.size, crf, preset, threads)
+        self.output_params = [a for k in ("crf", "preset", "threads") for a in (f"-{k}", str(self.encoding[k]))]
+        self.output_params += ["-movflags", "+faststart"]
         self.gen, self.pix_fmt_in = None, None
 
     def _feed(self, data: np.ndarray, pix_fmt_in: str) -> None:
