@@ -224,9 +224,10 @@ def time_encoder(G, timeline, frames: int, layout: FrameLayout, path: Path, pres
     images = list(iter_images(G, _Prefix(timeline, frames), batch=batch))
     yuv = layout.keeps_size(images[0])
     batches = [yuv420(x) if yuv else layout.apply(x) for x in images]
+    size = layout.output_size(images[0].shape[3], images[0].shape[2])
 
     def encode():
-        with open_writer(path, layout.output_size(G.img_resolution), fps=30, preset=preset, threads=threads) as w:
+        with open_writer(path, size, fps=30, preset=preset, threads=threads) as w:
             for b in batches:
                 (w.write_yuv420 if yuv else w.write)(b)
     return timed(encode)

@@ -82,12 +82,19 @@ class TrackingWriter(FrameWriter):
     def __init__(self, inner: FrameWriter, images: LiveBatches):
         super().__init__(inner.path, inner.size, inner.fps)
         self.inner, self.images, self.frames = inner, images, LiveBatches()
+        self.takes_yuv420 = inner.takes_yuv420
         self.rss = [resident_bytes()]
 
     def write(self, frames):
-        self.frames.add(frames)
+        self._track(frames, self.inner.write)
+
+    def write_yuv420(self, planes):
+        self._track(planes, self.inner.write_yuv420)
+
+    def _track(self, batch, write):
+        self.frames.add(batch)
         self.images.check()
-        self.inner.write(frames)
+        write(batch)
         self.rss.append(resident_bytes())
 
     def close(self):
@@ -103,12 +110,13 @@ def resident_bytes() -> int:
 
 
 @pytest.mark.skipif(not os.path.exists("/proc/self/statm"), reason="resident memory is read from /proc (Linux)")
-def test_memory_stays_flat_however_long_the_video(tmp_path):
-    layout = FrameLayout(size=(96, 96))  # 27 KB a frame: keeping 3000 frames would cost ~80 MB
+@pytest.mark.parametrize("resolution", [32, 96])  # scaled to 96 px through RGB; the model's size as YUV planes
+def test_memory_stays_flat_however_long_the_video(tmp_path, resolution):
+    layout = FrameLayout(size=(96, 96))  # 14-27 KB a frame: keeping 3000 frames would cost 40-80 MB
 
     def run(frames: int) -> tuple[LiveBatches, TrackingWriter]:
         images = LiveBatches()
-        G = CountingG(images, resolution=32)
+        G = CountingG(images, resolution=resolution)
         writer = TrackingWriter(open_writer(tmp_path / f"{frames}.mp4", (96, 96), preset="ultrafast"), images)
         render(G, [walk(G, frames)], [writer], layout, batch=16, progress=False)
         return images, writer
@@ -146,7 +154,7 @@ def test_one_worker_generates_while_the_other_encodes():
     overlapped = []
 
     def on_write(index):
-        if index == 8:  # the second worker encodes batch 2: the first must be generating batch 3 meanwhile
+        if index == 8:  # a worker encodes the second batch: the other must be generating the third meanwhile
             overlapped.append(third_batch_started.wait(timeout=20))
 
     threads = torch.get_num_threads()
@@ -157,16 +165,22 @@ def test_one_worker_generates_while_the_other_encodes():
 
 
 def test_a_slow_worker_does_not_hold_the_other_back():
+    third_started, lock = threading.Event(), threading.Lock()
     seen_while_slow = []
 
     class SlowFirst(FakeG):
         started = 0
 
         def synthesis(self, ws, noise_mode="const"):
-            self.started += 1
-            if torch.equal(ws, first):  # batch 0 takes long (the OS took that worker's core, say)
-                time.sleep(1.0)
-                seen_while_slow.append(self.started)
+            with lock:
+                self.started += 1
+                if self.started == 3:
+                    third_started.set()
+            if torch.equal(ws, first):  # batch 0 takes long (the OS took that worker's core, say) ...
+                third_started.wait(timeout=20)  # ... long enough for the other worker to start two batches
+                time.sleep(0.2)  # and to try a third, which it may not take (3 batches ahead of the encoder)
+                with lock:
+                    seen_while_slow.append(self.started)
             return FakeG.synthesis(self, ws, noise_mode)
 
     G = SlowFirst()
@@ -174,9 +188,9 @@ def test_a_slow_worker_does_not_hold_the_other_back():
     first = timeline.ws(G, np.arange(4))
     writer = RecordingWriter((32, 32))
     render(G, [timeline], [writer], batch=4, progress=False, mode="workers")
-    # Meanwhile the other worker took batches 1 and 2 (it may run ahead of the encoder by 3 batches, 0 among
-    # them), then waited: with turns it would have stopped after batch 1.
-    assert seen_while_slow == [3]
+    # Meanwhile the other worker took batches 1 and 2, then waited: with turns it would have stopped after
+    # batch 1 and the wait above would have timed out.
+    assert seen_while_slow == [3] and third_started.is_set()
     reference = RecordingWriter((32, 32))
     render(FakeG(), [timeline], [reference], batch=4, progress=False, mode="inline")
     assert writer.sums == reference.sums and writer.frames_written == 64  # still every frame, in order
@@ -218,7 +232,10 @@ def test_encoder_placement_follows_cores_threads_and_device(monkeypatch):
 def test_encoder_errors_surface_and_abort_every_writer(tmp_path, mode):
     G = FakeG()
 
+    calls = []
+
     def fail(index):
+        calls.append(index)
         if index == 10:
             raise OSError("disk full")
 
@@ -227,6 +244,7 @@ def test_encoder_errors_surface_and_abort_every_writer(tmp_path, mode):
     with pytest.raises(OSError, match="disk full"):
         render(G, [walk(G, 64), walk(G, 64, seed=1)], [good, bad], batch=4, progress=False, mode=mode)
     assert bad.aborted and not bad.closed
+    assert calls == list(range(11))  # nothing is written once a write failed (the error is the first one)
     assert list(tmp_path.iterdir()) == []  # the half-written MP4 is gone
 
 

@@ -48,8 +48,8 @@ def add_render_options(p, defaults: bool = True) -> None:
                    help="output format (default: from --out: .mp4, .gif, or a directory for PNG frames)" + own)
     p.add_argument("--crf", type=int, default=dflt(d.crf), help="H.264 quality: 18 visually lossless, 23 smaller")
     p.add_argument("--preset", default=dflt(d.preset),
-                   help="x264 preset: auto (ultrafast up to 256x256 frames, else veryfast) or ultrafast ... veryfast"
-                        " ... slow ... veryslow (slower: smaller file, same look)")
+                   help="x264 preset: auto (ultrafast up to 256x256 = 65,536 pixels, else veryfast) or ultrafast"
+                        " ... veryfast ... slow ... veryslow (slower: smaller file, same look)")
     p.add_argument("--threads", type=int, default=dflt(d.threads),
                    help="x264 threads (default: 1 up to 640x640 frames, else FFmpeg's choice; 0 = FFmpeg's)" + own)
     p.add_argument("--backend", choices=("auto", "pyav", "ffmpeg"), default=dflt(d.backend),

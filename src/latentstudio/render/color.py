@@ -7,8 +7,9 @@ generator's planar float batch at once, with a 1x1 convolution per plane, skips 
 
 The maths is FFmpeg's default for untagged yuv420p (what players assume for it): BT.601 coefficients,
 Y in 16..235 and chroma in 16..240 around 128, each chroma sample the mean of a 2x2 block of pixels. The
-RGB levels are the ones `to_uint8` writes (x * 127.5 + 128, truncated: 127.5 + 127.5 x on average), so a
-frame matches swscale's conversion of the uint8 frame to within one level on smooth pictures.
+RGB levels are the ones `to_uint8` writes (x * 127.5 + 128, truncated: 127.5 + 127.5 x on average), so on
+smooth pictures a frame matches swscale's conversion of the uint8 frame to within one level in Y and a few
+in chroma where the picture clips (swscale filters chroma rather than averaging it).
 """
 
 from __future__ import annotations

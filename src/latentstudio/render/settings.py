@@ -21,7 +21,7 @@ class RenderSettings(Config):
     background: str = "black"  # border colour for fit / pad
     format: str | None = None  # mp4 | gif | png (default: from the output's suffix)
     crf: int = 18  # H.264 quality: 0 lossless, 18 visually lossless, 23 FFmpeg's default, 51 worst
-    preset: str = "auto"  # x264 speed vs file size: auto (ultrafast up to 256x256, else veryfast) or x264's
+    preset: str = "auto"  # x264 speed vs file size: auto (ultrafast up to 65,536 pixels, else veryfast) or x264's
     backend: str = "auto"  # pyav | ffmpeg (imageio-ffmpeg) | auto
     threads: int | None = None  # x264 threads (default: 1 up to 640x640 frames, else FFmpeg's choice)
     batch: int = 8  # frames per generator call

@@ -211,7 +211,8 @@ class _Batches:
     def take(self) -> int | None:
         """The next batch to generate, or None when there is none left (or an error stopped the render)."""
         with self.cond:
-            self.cond.wait_for(lambda: self.error is not None or self.taken - self.next < self.ahead)
+            self.cond.wait_for(lambda: self.error is not None or self.taken >= self.count
+                               or self.taken - self.next < self.ahead)
             if self.error is not None or self.taken >= self.count:
                 return None
             self.taken += 1
@@ -230,6 +231,9 @@ class _Batches:
             try:
                 self.encoder.put(item)
                 self.tick(len(item[0]))
+            except BaseException as exc:  # recorded before anyone else may encode: nobody writes after it
+                self.fail(exc)
+                raise
             finally:
                 with self.cond:
                     self.encoding = False

@@ -52,7 +52,7 @@ SMALL_FRAME = 256 * 256  # pixels; up to here "auto" takes ultrafast
 
 
 def x264_preset(size: tuple[int, int], preset: str = "auto") -> str:
-    """x264's preset; "auto": ultrafast for frames up to 256x256, veryfast above.
+    """x264's preset; "auto": ultrafast for frames of up to 256 x 256 = 65,536 pixels, veryfast above.
 
     Small frames make small files whatever the preset (a 128 px walk: ~190 KiB per 8 s with ultrafast at
     crf 18 against ~80 KiB with veryfast, at a higher PSNR: 49.3 against 43.2 dB), while x264's cost per
@@ -83,6 +83,7 @@ class FrameWriter:
     takes_yuv420 = False
 
     def __init__(self, path: str | Path, size: tuple[int, int], fps=30):
+        self.encoding: dict = {}  # H.264 writers: codec, the preset actually used, crf, threads
         self.path = Path(path)
         self.size = (int(size[0]), int(size[1]))
         self.fps = _fps(fps)
@@ -91,8 +92,6 @@ class FrameWriter:
     def describe(self) -> dict:
         """What the output is made with, resolved (written next to it): format, size, fps, encoder settings."""
         return {"writer": type(self).__name__, "size": list(self.size), "fps": float(self.fps), **self.encoding}
-
-    encoding: dict = {}  # H.264 writers: codec, the preset actually used, crf, threads
 
     def write(self, frames: np.ndarray) -> None:
         frames = np.asarray(frames)
@@ -230,12 +229,12 @@ class FFmpegWriter(FrameWriter):
 
     def _feed(self, data: np.ndarray, pix_fmt_in: str) -> None:
         if self.gen is None:
-            self.gen = self.iio.write_frames(str(self.tmp), self.size, fps=float(self.fps), codec="libx264",
-                                             pix_fmt_in=pix_fmt_in, pix_fmt_out="yuv420p", quality=None,
-                                             macro_block_size=1, output_params=self.output_params,
-                                             ffmpeg_log_level="error")
-            self.gen.send(None)
-            self.pix_fmt_in = pix_fmt_in
+            gen = self.iio.write_frames(str(self.tmp), self.size, fps=float(self.fps), codec="libx264",
+                                        pix_fmt_in=pix_fmt_in, pix_fmt_out="yuv420p", quality=None,
+                                        macro_block_size=1, output_params=self.output_params,
+                                        ffmpeg_log_level="error")
+            gen.send(None)  # starts ffmpeg; only a started writer is kept
+            self.gen, self.pix_fmt_in = gen, pix_fmt_in
         if pix_fmt_in != self.pix_fmt_in:
             raise ValueError(f"{self.path}: this video was started with {self.pix_fmt_in} frames, not {pix_fmt_in}")
         self.gen.send(np.ascontiguousarray(data).tobytes())
