@@ -23,16 +23,24 @@ BT601 = ((66, 129, 25), (-38, -74, 112), (112, -94, -18))
 OFFSETS = (16, 128, 128)
 
 
+def _conv_coefficients() -> tuple[tuple, tuple]:
+    """1x1 convolution weights (rows Y, U, V over R, G, B) and biases from x in [-1, 1]: level = 127.5 x +
+    127.5. The +0.5 rounds when the result is truncated to uint8. Chroma rows are divided by 4: they are
+    summed over a 2x2 block afterwards. Plain numbers, worked out once."""
+    rows = []
+    for row, offset, share in zip(BT601, OFFSETS, (1, 4, 4), strict=True):
+        k = [c / 256 * 127.5 for c in row]
+        rows.append(([c / share for c in k], (offset + sum(k) + 0.5) / share))
+    return tuple(w for w, _ in rows), tuple(b for _, b in rows)
+
+
+CONV_WEIGHT, CONV_BIAS = _conv_coefficients()
+
+
 def _weights(device, dtype) -> tuple[torch.Tensor, torch.Tensor]:
-    """1x1 convolution weights [3, 3, 1, 1] and biases [3] from x in [-1, 1]: level = 127.5 x + 127.5. The
-    +0.5 rounds when the result is truncated to uint8. Chroma rows are divided by 4: they are summed over a
-    2x2 block afterwards."""
-    k = torch.tensor(BT601, dtype=torch.float64) / 256
-    weight = k * 127.5
-    bias = torch.tensor(OFFSETS, dtype=torch.float64) + k.sum(1) * 127.5 + 0.5
-    weight[1:] /= 4
-    bias[1:] /= 4
-    return weight.reshape(3, 3, 1, 1).to(device, dtype), bias.to(device, dtype)
+    """CONV_WEIGHT as [3, 3, 1, 1] and CONV_BIAS as [3] on the images' device."""
+    return (torch.tensor(CONV_WEIGHT, dtype=dtype, device=device).reshape(3, 3, 1, 1),
+            torch.tensor(CONV_BIAS, dtype=dtype, device=device))
 
 
 @torch.no_grad()
