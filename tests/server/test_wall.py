@@ -199,11 +199,20 @@ def test_the_wall_is_rendered_ahead_before_a_long_job_takes_the_model():
 
     from latentstudio.server.wall import WallFrames
 
-    store, engine = FakeStore(), BatchEngine()
+    class SerialEngine(BatchEngine):  # one model thread, 0.15 s a batch: the batches ahead take over a second
+        lock: asyncio.Lock | None = None
+
+        async def call(self, fn, *args):
+            async with self.lock:
+                await asyncio.sleep(0.15)
+                return fn(*args)
+
+    store, engine = FakeStore(), SerialEngine()
     wall = Wall(store, engine, ServeConfig(wall_fps=10, wall_loop_stops=3, wall_stop_frames=5, wall_morph_frames=10))
     wall._rebuild(100.0)
 
     async def run():
+        engine.lock = asyncio.Lock()
         frames = WallFrames(wall, engine, batch=4, keep=16)
         assert await frames.cover(3.0) == 0  # nobody is watching: nothing to do
         await frames.get(time.time(), screen=1, of=2)

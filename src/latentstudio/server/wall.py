@@ -171,22 +171,29 @@ class WallFrames:
                 raise
             return await self.get(now, screen, of, stride)
 
-    async def cover(self, seconds: float) -> int:
+    async def cover(self, seconds: float, rounds: int = 3) -> int:
         """Render the next `seconds` of every screen streamed in the last few seconds, and wait for them: called
         before a job takes the model thread for that long (a projection), so the wall plays on meanwhile.
-        Returns the number of frames now ready ahead."""
-        state, now = self.wall.state, time.time()
-        self.active = {k: t for k, t in self.active.items() if now - t < 5.0}
-        if state is None or not self.active:
-            return 0
-        ahead = {k: int(seconds * self.wall.fps / k[2]) + 2 * self.batch for k in self.active}
-        self.keep = max(self.base_keep, sum(ahead.values()) + 2 * self.batch)
-        for (screen, of, stride), frames in ahead.items():
-            pos = self.wall.position(state, now, screen, of, stride)
-            for k in range(0, frames, self.batch):
-                self._ensure(state, self.wall.advance(state, pos, k * stride), stride)
-        waiting = [f for key, f in self.pending.items() if key[0] == state[3]]
-        if waiting:
+        The job starts when this returns, so the frames are counted from then: a round that took a while is
+        followed by one for the frames it used up (at most `rounds`; a model slower than the wall never catches
+        up). Returns the number of frames now ready ahead."""
+        ahead: dict = {}
+        for _ in range(max(1, rounds)):
+            state, now = self.wall.state, time.time()
+            self.active = {k: t for k, t in self.active.items() if now - t < 5.0}
+            if state is None or not self.active:
+                return 0
+            ahead = {k: int(seconds * self.wall.fps / k[2]) + 2 * self.batch for k in self.active}
+            self.keep = max(self.base_keep, sum(ahead.values()) + 4 * self.batch)
+            for (screen, of, stride), frames in ahead.items():
+                pos = self.wall.position(state, now, screen, of, stride)
+                for _ in range(frames):  # every missing frame starts a batch: no gap where an earlier round ended
+                    if (state[3], pos) not in self.cache and (state[3], pos) not in self.pending:
+                        self._ensure(state, pos, stride)
+                    pos = self.wall.advance(state, pos, stride)
+            waiting = [f for key, f in self.pending.items() if key[0] == state[3]]
+            if not waiting:
+                break
             await asyncio.wait(waiting)
         return sum(ahead.values())
 
