@@ -151,3 +151,27 @@ def test_auto_preset_spends_bits_on_small_frames_and_cpu_time_on_large_ones(tmp_
         writer = open_writer(tmp_path / "v.mp4", (48, 32))
         assert writer.stream.options["preset"] == "ultrafast"
         writer.abort()
+
+
+def test_pyav_frames_over_the_callers_memory_are_encoded_before_it_changes(tmp_path, monkeypatch):
+    """PyAVWriter wraps the planes without a copy (from_numpy_buffer): the video must not change when the
+    caller reuses its array after each write, and must equal the one written through from_ndarray's copy."""
+    av = pytest.importorskip("av")
+    import torch
+
+    from latentstudio.render.color import yuv420
+
+    frames = moving_frames(24)
+    planes = yuv420(torch.from_numpy(frames).permute(0, 3, 1, 2).float().sub(127.5).div(127.5))
+    scratch = np.empty_like(planes[:1])
+    with open_writer(tmp_path / "reused.mp4", (48, 32), fps=30, backend="pyav", threads=1) as writer:
+        for plane in planes:
+            scratch[0] = plane
+            writer.write_yuv420(scratch)
+            scratch[:] = 0  # what the encoder still had to read would turn black
+    monkeypatch.delattr(av.VideoFrame, "from_numpy_buffer", raising=False)
+    with open_writer(tmp_path / "copied.mp4", (48, 32), fps=30, backend="pyav", threads=1) as writer:
+        writer.write_yuv420(planes)
+    reused, _ = decode(tmp_path / "reused.mp4")
+    copied, _ = decode(tmp_path / "copied.mp4")
+    assert np.array_equal(reused, copied) and reused[-1].mean() > 100

@@ -154,10 +154,19 @@ class PyAVWriter(FrameWriter):
         self.stream.options = {k: str(v) for k, v in self.encoding.items() if k != "codec"}
 
     def _write_one(self, frame):
-        self._encode(self.av.VideoFrame.from_ndarray(np.ascontiguousarray(_rgb(frame)), format="rgb24"))
+        self._encode(self._frame(np.ascontiguousarray(_rgb(frame)), "rgb24"))
 
     def _write_one_yuv420(self, plane):
-        self._encode(self.av.VideoFrame.from_ndarray(plane, format="yuv420p"))
+        self._encode(self._frame(np.ascontiguousarray(plane), "yuv420p"))
+
+    def _frame(self, array: np.ndarray, fmt: str):
+        """A frame over the array's own memory where PyAV can (x264 copies the picture in encode, and the
+        array is not written again): 6 us a 128 px frame against 71 for from_ndarray's copy."""
+        wrap = getattr(self.av.VideoFrame, "from_numpy_buffer", None)  # PyAV >= 13
+        try:
+            return wrap(array, format=fmt) if wrap is not None else self.av.VideoFrame.from_ndarray(array, format=fmt)
+        except ValueError:  # a layout it does not wrap (e.g. padded rows): the copy
+            return self.av.VideoFrame.from_ndarray(array, format=fmt)
 
     def _encode(self, vf):
         vf.pts = self.frames_written
