@@ -26,6 +26,7 @@ from ..config import Config, ConfigError
 from ..device import resolve_device
 from ..errors import ModelFormatError
 from ..models.config import DiscriminatorConfig, GeneratorConfig
+from ..utils.files import set_default_mode
 
 FORMAT_VERSION = 1
 ARCH = "stylegan2"
@@ -183,6 +184,9 @@ class staging_dir:
         if exc_type is not None:
             shutil.rmtree(self.tmp, ignore_errors=True)
             return False
+        # mkdtemp's folder is 0700 and safetensors writes 0600: readable by others as a plain copy would be
+        for path in [self.tmp, *self.tmp.rglob("*")]:
+            set_default_mode(path, directory=path.is_dir())
         old = None
         if self.target.exists():
             old = self.target.with_name(f".{self.target.name}.old-{os.getpid()}")
@@ -207,6 +211,7 @@ def atomic_write_bytes(path: Path, payload: bytes) -> None:
             f.write(payload)
             f.flush()
             os.fsync(f.fileno())
+        set_default_mode(tmp)
         os.replace(tmp, path)
     except BaseException:
         Path(tmp).unlink(missing_ok=True)

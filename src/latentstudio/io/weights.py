@@ -15,6 +15,7 @@ import urllib.request
 from pathlib import Path
 
 from ..errors import UserError
+from ..utils.files import set_default_mode
 
 CACHE_ENV = "LATENTSTUDIO_CACHE"
 
@@ -54,6 +55,7 @@ def fetch(url: str, sha256: str | None = None, cache_dir: str | Path | None = No
         with os.fdopen(fd, "wb") as out:
             _download(url, out, timeout, progress)
         _verify(Path(tmp), sha256, url)
+        set_default_mode(tmp)
         os.replace(tmp, target)
     except BaseException:
         Path(tmp).unlink(missing_ok=True)

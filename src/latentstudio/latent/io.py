@@ -17,8 +17,6 @@ from __future__ import annotations
 
 import dataclasses
 import io
-import os
-import tempfile
 import zipfile
 from pathlib import Path
 
@@ -26,6 +24,7 @@ import numpy as np
 import torch
 
 from ..errors import UserError
+from ..io.model_dir import atomic_write_bytes
 
 
 @dataclasses.dataclass(frozen=True)
@@ -60,17 +59,9 @@ def save_latents(path: str | Path, ws, z=None) -> Path:
     if z is not None:
         zz = _as_numpy(z).reshape(w.shape[0], -1)
         arrays["z"] = zz
-    path.parent.mkdir(parents=True, exist_ok=True)
     buffer = io.BytesIO()
     np.savez(buffer, **arrays)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
-    try:
-        with os.fdopen(fd, "wb") as f:
-            f.write(buffer.getvalue())
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+    atomic_write_bytes(path, buffer.getvalue())
     return path
 
 

@@ -12,8 +12,7 @@ only pay for the generated images.
 
 from __future__ import annotations
 
-import os
-import tempfile
+import io
 from pathlib import Path
 from types import MappingProxyType
 
@@ -21,6 +20,7 @@ import numpy as np
 import torch
 
 from ..errors import UserError
+from ..io.model_dir import atomic_write_bytes
 from ..utils.progress import track
 from . import swd as swd_mod
 from .frechet import frechet_from_features, kid
@@ -70,11 +70,9 @@ def _cache_file(cache_dir: Path, fingerprint: str, net: str, num: int) -> Path:
 
 
 def _save_atomic(path: Path, array: np.ndarray) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=".features.", suffix=".npy", dir=path.parent)
-    with os.fdopen(fd, "wb") as f:
-        np.save(f, array)
-    os.replace(tmp, path)
+    buffer = io.BytesIO()
+    np.save(buffer, array)
+    atomic_write_bytes(path, buffer.getvalue())
 
 
 def _real_batches(ds, num: int, batch: int):
