@@ -194,14 +194,17 @@ def _counts(text: str) -> list[int]:
 
 def bench_kind(G, kind, targets, ws_true, encoder, loss, vgg, stats, rows_plan, pictures):
     t = time.perf_counter()
-    enc_ws = None
+    enc_ws = {}
     if encoder is not None:
         with torch.no_grad():
-            enc_ws = encoder(targets)
+            enc_ws = {"w+": encoder(targets)}
     enc_seconds = time.perf_counter() - t  # counted in every encoder-start row: the encoder is part of the path
+    if encoder is not None:
+        with torch.no_grad():
+            enc_ws["w"] = encoder.guess(targets, "w")  # the W head's (the same pass; its cost is counted above)
     rows = []
     for start, space, steps, noise in rows_plan:
-        init = enc_ws if start == "encoder" else None
+        init = enc_ws[space] if start == "encoder" else None
         proj, secs = run_one(G, targets, init, space, steps, loss, stats, noise)
         secs += enc_seconds if start == "encoder" else 0.0
         row = {"start": start, "space": space, "steps": steps, "noise": noise,

@@ -71,8 +71,9 @@ def test_train_encoder_then_project_from_it(tmp_path, tiny_model_dir, targets):
     model.symlink_to(tiny_model_dir, target_is_directory=True)
     enc_dir = tmp_path / "enc"
     assert main(["train-encoder", str(model), "--out", str(enc_dir), "--steps", "20", "--batch", "4",
-                 "--vgg-weight", "0", "--checkpoint-every", "10", "--weights-dtype", "float16"]) == 0
+                 "--vgg-weight", "0", "--checkpoint-every", "10", "--weights-dtype", "float16", "--no-w-head"]) == 0
     cfg = json.loads((enc_dir / "config.json").read_text())
+    assert cfg["config"]["w_head"] is False
     with safe_open(str(enc_dir / "encoder.safetensors"), "pt") as f:  # shipped half-size, computed in float32
         assert {f.get_tensor(k).dtype for k in f.keys()} == {torch.float16}
     assert cfg["arch"] == "latentstudio-encoder" and cfg["provenance"]["steps_done"] == 20
@@ -87,12 +88,25 @@ def test_train_encoder_then_project_from_it(tmp_path, tiny_model_dir, targets):
     resumed = json.loads((enc_dir / "config.json").read_text())["provenance"]
     assert resumed["steps_done"] == 5 and resumed["train"]["seed"] == 1  # the recipe keeps both runs
     assert resumed["images"] == [str(pictures)] and resumed["train"]["real_batch"] == 2
-    assert "real_psnr" in resumed["validation"]
+    assert "real_psnr" in resumed["validation"] and "real_w_psnr" in resumed["validation"]
+    assert json.loads((enc_dir / "config.json").read_text())["config"]["w_head"]  # added on resume
     assert resumed["resumed_from"]["steps_done"] == 20 and resumed["resumed_from"]["train"]["seed"] == 0
     out = tmp_path / "proj"
     assert main(["project", str(model), str(targets / "seed0002.png"), "--out", str(out), "--steps", "5",
                  "--loss", "pixel", "--init", "encoder", "--encoder", str(enc_dir)]) == 0
     assert json.loads((out / "seed0002" / "metrics.json").read_text())["init"].startswith("encoder:")
+    # the W start is the W head's w on every layer; the W+ start the encoder's rows
+    from latentstudio.commands.project import resolve_init
+    from latentstudio.invert import load_encoder
+    from latentstudio.invert.targets import load_targets
+    from latentstudio.io.registry import open_model
+
+    G = open_model(str(model), device="cpu").G
+    images, _ = load_targets([str(targets / "seed0002.png")], G)
+    encoder = load_encoder(enc_dir, G, device="cpu")
+    for space in ("w", "w+"):
+        start, _ = resolve_init("encoder", G, model, images, enc_dir, space=space)
+        torch.testing.assert_close(start, encoder.guess(images, space))
 
 
 def test_save_video(tmp_path, tiny_model_dir, targets):

@@ -66,6 +66,47 @@ def test_training_learns_latents(G, trained):
     assert summary["steps"] == FAST.steps
 
 
+def test_the_w_head_learns_single_ws(G, trained):
+    encoder, summary = trained
+    assert encoder.config.w_head and 0 < summary["w_latent_error"] < 0.5  # the mean w scores about 1
+    stats = w_statistics(G, 2000, device="cpu")
+    z = torch.randn(6, G.z_dim, generator=torch.Generator().manual_seed(78))
+    with torch.no_grad():
+        w = stats.w_avg.lerp(G.mapping(z, None), 0.7)  # single ws, as a W projection's answer is
+        targets = G.synthesis(w, noise_mode="const")
+        start = encoder.guess(targets, "w")
+        guess = G.synthesis(start, noise_mode="const")
+        mean = G.synthesis(stats.w_avg.reshape(1, 1, -1).expand_as(w), noise_mode="const")
+    assert start.shape == w.shape and torch.equal(start, start[:, :1].expand_as(start))
+    assert (start[:, 0] - w[:, 0]).square().mean() < 0.7 * (stats.w_avg - w[:, 0]).square().mean()
+    assert psnr(guess, targets).mean() > psnr(mean, targets).mean() + 3
+    torch.testing.assert_close(encoder.guess(targets, "w+"), encoder(targets))
+    with pytest.raises(ValueError, match="space 'z'"):
+        encoder.guess(targets, "z")
+
+
+def test_an_older_encoder_gets_a_w_head_that_starts_where_its_w_start_was(tmp_path, G):
+    old = Encoder(EncoderConfig.for_generator(G, **SMALL, w_head=False))
+    with torch.no_grad():  # some trained-looking head
+        old.head1.weight.normal_(0, 0.02, generator=torch.Generator().manual_seed(5))
+        old.head1.bias.normal_(0, 0.5, generator=torch.Generator().manual_seed(6))
+    x = torch.rand(3, 3, 32, 32) * 2 - 1
+    grown = old.with_w_head()
+    assert grown.config.w_head and grown.with_w_head() is grown
+    torch.testing.assert_close(grown(x), old(x))
+    torch.testing.assert_close(grown.guess(x, "w"), old.guess(x, "w"))  # the mean of the W+ rows, for now
+    assert not torch.equal(old.guess(x, "w"), old(x))
+    # a config written before the field existed is an encoder without a head
+    save_encoder(tmp_path / "old", old)
+    path = tmp_path / "old" / "config.json"
+    data = json.loads(path.read_text())
+    del data["config"]["w_head"]
+    path.write_text(json.dumps(data))
+    loaded = load_encoder(tmp_path / "old", G, device="cpu")
+    assert not loaded.config.w_head
+    torch.testing.assert_close(loaded.guess(x, "w"), old.guess(x, "w"))
+
+
 def test_save_load_round_trip(tmp_path, G, trained):
     encoder, _ = trained
     save_encoder(tmp_path / "enc", encoder, {"generator_fingerprint": generator_fingerprint(G)})
@@ -73,7 +114,8 @@ def test_save_load_round_trip(tmp_path, G, trained):
     assert cfg["arch"] == "latentstudio-encoder" and cfg["config"]["num_ws"] == G.num_ws
     loaded = load_encoder(tmp_path / "enc", G, device="cpu")
     x = torch.rand(2, 3, 32, 32) * 2 - 1
-    torch.testing.assert_close(loaded(x), encoder(x))
+    assert cfg["config"]["w_head"] and loaded.config.w_head
+    torch.testing.assert_close(loaded.guesses(x), encoder.guesses(x))
 
 
 def test_float16_file_is_half_the_size_and_loads_as_float32(tmp_path, G, trained):
@@ -158,18 +200,26 @@ def test_live_projector_for_a_model_dir_with_and_without_encoder(tmp_path, tiny_
     assert live_projector_for(model, device="cpu", config=_pixel_live()).encoder is not None
 
 
-def test_a_perfect_guess_costs_nothing_despite_random_noise(G):
+@pytest.mark.parametrize("w_head", [False, True])
+def test_a_perfect_guess_costs_nothing_despite_random_noise(G, w_head):
     # The encoder sees renders with random per-pixel noise; its guess must be judged against the true latents
     # rendered with the constant noise it is rendered with itself, or a perfect guess would still be penalised.
+    # With a W head the latents are single ws (the head's rows are trained on those) and its row is exact too.
+    import types
+
     from latentstudio.invert.train_encoder import _recon_loss, _step_loss
 
     ws = w_statistics(G, 500, device="cpu").w_avg.reshape(1, 1, -1).expand(3, G.num_ws, -1).clone()
-    ws += 0.5 * torch.randn(ws.shape, generator=torch.Generator().manual_seed(0))
+    noise = 0.5 * torch.randn(ws.shape, generator=torch.Generator().manual_seed(0))
+    ws += noise[:, :1] if w_head else noise
+    rows = torch.cat([ws, ws[:, :1]], 1) if w_head else ws
+    perfect = types.SimpleNamespace(config=types.SimpleNamespace(w_head=w_head), guesses=lambda images: rows.clone())
     cfg = FAST.replace(pixel_weight=1.0)
-    perfect = lambda images: ws.clone()  # noqa: E731
     loss = _step_loss(G, perfect, ws, 1.0, cfg, _recon_loss(cfg, None, "cpu"))
     assert float(loss.detach()) < 1e-8
-
+    if w_head:  # a wrong W row is not free
+        rows[:, -1] += 0.5
+        assert float(_step_loss(G, perfect, ws, 1.0, cfg, _recon_loss(cfg, None, "cpu")).detach()) > 1e-3
 
 
 def test_perceptual_term_trains_the_encoder(G, tmp_path):
@@ -196,11 +246,11 @@ def test_perceptual_term_trains_the_encoder(G, tmp_path):
         with torch.no_grad():
             return float(loss_fn(G.synthesis(enc(images), noise_mode="const"), feats).mean())
 
-    fresh = Encoder(EncoderConfig.for_generator(G, **SMALL))
+    fresh = Encoder(EncoderConfig.for_generator(G, **SMALL, w_head=False))  # the W+ rows' training alone
     fresh.set_w_stats(stats.w_avg, stats.w_std)
     before = evaluate_encoder(G, fresh, images, ws, stats.w_std / G.w_dim ** 0.5)
     logs = []
-    encoder, summary = train_encoder(G, cfg, encoder_config=EncoderConfig.for_generator(G, **SMALL), features=vgg,
+    encoder, summary = train_encoder(G, cfg, encoder_config=fresh.config, features=vgg,
                                      device="cpu", progress=False, log=logs.append)
     losses = [float(line.split("loss ")[1].split()[0]) for line in logs]
     assert len(losses) == 3 and all(math.isfinite(v) and v > 0 for v in losses)

@@ -67,8 +67,9 @@ def split_model(paths: list[str]) -> tuple[str | None, list[str]]:
     return None, paths
 
 
-def resolve_init(spec: str, G, model_path, targets, encoder_dir=None):
-    """Start latents [N, num_ws, w_dim] (None = the mean w) and a label for the records."""
+def resolve_init(spec: str, G, model_path, targets, encoder_dir=None, space: str = "w"):
+    """Start latents [N, num_ws, w_dim] (None = the mean w) and a label for the records; an encoder gives
+    its guess for `space` (for W: its W head's single w)."""
     import torch
 
     from ..errors import UserError
@@ -82,7 +83,7 @@ def resolve_init(spec: str, G, model_path, targets, encoder_dir=None):
         directory = Path(encoder_dir) if encoder_dir else default_encoder_dir(model_path)
         encoder = load_encoder(directory, G, device=G.device)
         with torch.no_grad():
-            ws = torch.cat([encoder(targets[i:i + 16].to(G.device)) for i in range(0, n, 16)])
+            ws = torch.cat([encoder.guess(targets[i:i + 16].to(G.device), space) for i in range(0, n, 16)])
         return ws, f"encoder:{directory}"
     path = Path(spec)
     if path.suffix.lower() not in (".npz", ".npy"):
@@ -109,7 +110,7 @@ def run(args) -> int:
     model = open_model(model_spec, device=dev)
     G = model.G
     targets, files = load_targets(target_paths, G, crop=args.crop, background=parse_color(args.background))
-    init_ws, init_label = resolve_init(args.init, G, model.path, targets, args.encoder)
+    init_ws, init_label = resolve_init(args.init, G, model.path, targets, args.encoder, space=args.space)
     start = refine_settings(from_mean=init_ws is None)
     if args.lr is not None:
         start["lr"] = args.lr

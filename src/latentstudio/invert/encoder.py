@@ -1,5 +1,6 @@
 """Image -> W+ encoder: a small convolutional network that guesses the latent of an image in one pass, so
-the optimiser starts next to the answer (`project --init encoder`, the installation's live path).
+the optimiser starts next to the answer (`project --init encoder`, the installation's live path). Encoders
+made now also have a W head: one more output row, a single w, the start for projecting in W (`guess`).
 
 Saved in the model format, with its own arch name:
 
@@ -44,6 +45,10 @@ class EncoderConfig(Config):
     channel_min: int = 8
     channel_max: int = 256
     hidden: int = 512  # width of the fully connected head
+    # One more output row: a single w for W-space projection (`guess(images, "w")`). Without it a W start is
+    # the mean of the W+ rows, which can render far worse than the W+ guess itself (the built-in model's
+    # drawing: 14.1 dB against 18.7).
+    w_head: bool = False
 
     def __post_init__(self):
         if self.resolution < 8 or self.resolution & (self.resolution - 1):
@@ -54,6 +59,9 @@ class EncoderConfig(Config):
 
     @classmethod
     def for_generator(cls, G, **overrides) -> EncoderConfig:
+        """A new encoder's config for G (with a W head unless told otherwise; stored configs without the
+        field are older encoders, which have none)."""
+        overrides.setdefault("w_head", True)
         return cls(resolution=G.img_resolution, img_channels=G.img_channels, num_ws=G.num_ws, w_dim=G.w_dim,
                    **overrides)
 
@@ -78,6 +86,7 @@ class Encoder(torch.nn.Module):
 
     Every block's features are also average-pooled into the head, so fine layers (late ws) see fine detail.
     The last layer starts at zero: an untrained encoder answers the mean w, a safe start for the optimiser.
+    With `w_head` the last layer has one more row, the guess of a single w (see `guess`).
     """
 
     def __init__(self, cfg: EncoderConfig):
@@ -94,13 +103,18 @@ class Encoder(torch.nn.Module):
             res //= 2
         c4 = cfg.channels(4)
         self.head0 = torch.nn.Linear(c4 * 16 + pooled, cfg.hidden)
-        self.head1 = torch.nn.Linear(cfg.hidden, cfg.num_ws * cfg.w_dim)
+        self.head1 = torch.nn.Linear(cfg.hidden, self.rows * cfg.w_dim)
         torch.nn.init.zeros_(self.head1.weight)
         torch.nn.init.zeros_(self.head1.bias)
         self.register_buffer("w_avg", torch.zeros(cfg.w_dim))
         self.register_buffer("w_std", torch.ones([]))
 
-    def forward(self, images: torch.Tensor) -> torch.Tensor:
+    @property
+    def rows(self) -> int:
+        return self.config.num_ws + int(self.config.w_head)
+
+    def guesses(self, images: torch.Tensor) -> torch.Tensor:
+        """Every output row [N, rows, w_dim]: the W+ guess, then (with `w_head`) the single-w guess."""
         cfg = self.config
         x = F.leaky_relu(self.from_rgb(images.to(torch.float32)), 0.2)
         pooled = []
@@ -108,8 +122,40 @@ class Encoder(torch.nn.Module):
             x = getattr(self, f"b{res}")(x)
             pooled.append(x.mean(dim=[2, 3]))
         h = torch.cat([x.flatten(1)] + pooled, dim=1)
-        delta = self.head1(F.leaky_relu(self.head0(h), 0.2)).reshape(-1, cfg.num_ws, cfg.w_dim)
+        delta = self.head1(F.leaky_relu(self.head0(h), 0.2)).reshape(-1, self.rows, cfg.w_dim)
         return self.w_avg + delta * (self.w_std / math.sqrt(cfg.w_dim))
+
+    def forward(self, images: torch.Tensor) -> torch.Tensor:
+        """The W+ guess [N, num_ws, w_dim]."""
+        return self.guesses(images)[:, :self.config.num_ws]
+
+    def guess(self, images: torch.Tensor, space: str = "w+") -> torch.Tensor:
+        """A start for projecting in `space`, as ws [N, num_ws, w_dim]: the W+ guess, or for "w" one w repeated
+        on every layer (the W head's; without one, the mean of the W+ rows)."""
+        if space not in ("w", "w+"):
+            raise ValueError(f"space {space!r}: use w or w+")
+        rows = self.guesses(images)
+        num_ws = self.config.num_ws
+        if space == "w+":
+            return rows[:, :num_ws]
+        w = rows[:, num_ws:] if self.config.w_head else rows.mean(dim=1, keepdim=True)
+        return w.expand(-1, num_ws, -1)
+
+    def with_w_head(self) -> Encoder:
+        """This encoder with a W head added (itself when it has one): the new row starts as the mean of the
+        W+ rows, so its first guesses are what a W start was before, and training takes it from there."""
+        if self.config.w_head:
+            return self
+        cfg = self.config
+        grown = Encoder(dataclasses.replace(cfg, w_head=True)).to(self.device)
+        state = self.state_dict()
+        weight = state["head1.weight"].reshape(cfg.num_ws, cfg.w_dim, cfg.hidden)
+        bias = state["head1.bias"].reshape(cfg.num_ws, cfg.w_dim)
+        state["head1.weight"] = torch.cat([weight, weight.mean(0, keepdim=True)]).reshape(-1, cfg.hidden)
+        state["head1.bias"] = torch.cat([bias, bias.mean(0, keepdim=True)]).reshape(-1)
+        grown.load_state_dict(state)
+        grown.provenance = getattr(self, "provenance", {})
+        return grown.train(self.training)
 
     def set_w_stats(self, w_avg: torch.Tensor, w_std: float) -> None:
         with torch.no_grad():

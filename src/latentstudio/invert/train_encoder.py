@@ -5,6 +5,8 @@ random per-pixel noise, and trains the encoder with
 - a latent loss: squared distance to the true ws, in units of the spread of w (cheap, from the start);
 - reconstruction losses, switched on after `recon_start` of the run: the guessed ws are rendered and compared
   with the input by pixel MSE and the VGG16 distance (at `perceptual_side` pixels, for speed on CPUs).
+A W head (`EncoderConfig.w_head`) gets the same losses for its single w: the latent loss on the latents that
+are one w (not style-mixed), and its renders in the reconstruction losses.
 Given a folder of the user's own pictures (`images`, e.g. the drawings the model was trained on), each step
 also encodes `real_batch` of them and trains on their reconstruction alone (no latent is known for them): the
 generator's renders teach the encoder where latents lie, the pictures teach it what people will actually
@@ -140,9 +142,8 @@ def _train(G, config, encoder_config, features, dev, progress, log, encoder, on_
             progress_bar.set_postfix(loss=f"{float(loss.detach()):.4f}")
         if config.log_every and ((step + 1) % config.log_every == 0 or step + 1 == config.steps):
             val = evaluate_encoder(G, encoder, val_images, val_ws, scale, val_pictures)
-            real = f"  held-out pictures {val['real_psnr']:.2f} dB" if "real_psnr" in val else ""
-            log(f"step {step + 1}/{config.steps}  loss {float(loss.detach()):.4f}  val latent "
-                f"{val['latent_error']:.4f}  val psnr {val['psnr']:.2f} dB{real}  ({time.perf_counter() - t0:.0f} s)")
+            log(f"step {step + 1}/{config.steps}  loss {float(loss.detach()):.4f}  {describe_validation(val)}  "
+                f"({time.perf_counter() - t0:.0f} s)")
         if on_checkpoint is not None and checkpoint_every and (step + 1) % checkpoint_every == 0:
             on_checkpoint(encoder.eval(), step + 1)
             encoder.train()
@@ -165,19 +166,29 @@ def _recon_loss(config: EncoderTrainConfig, features, dev):
 
 def _step_loss(G, encoder, ws, scale, config: EncoderTrainConfig, recon_loss):
     """Latent loss on the whole batch; image losses (when on) on its first `recon_batch` samples. The encoder
-    sees renders with random per-pixel noise, so it learns to ignore that noise."""
+    sees renders with random per-pixel noise, so it learns to ignore that noise. A W head learns the w of
+    the latents that are one w (not style-mixed) and, with the image losses, renders them too."""
     with torch.no_grad():
         images = G.synthesis(ws, noise_mode="random")
-    pred = encoder(images)
+    rows = encoder.guesses(images)
+    num_ws = G.num_ws
+    pred = rows[:, :num_ws]
     loss = config.latent_weight * ((pred - ws) / scale).square().mean()
+    single = (ws == ws[:, :1]).all(dim=2).all(dim=1) if encoder.config.w_head else None
+    if single is not None and bool(single.any()):
+        w_err = ((rows[:, num_ws] - ws[:, 0]) / scale).square().mean(dim=1)
+        loss = loss + config.latent_weight * w_err[single].mean()
     if recon_loss is not None:
         # The guess is rendered with the model's constant noise, so it is compared with the true latents
         # rendered the same way (not with the random-noise input, whose noise no latent can explain).
         k = min(config.recon_batch, len(images))
         with torch.no_grad():
             clean = G.synthesis(ws[:k], noise_mode="const")
-        recon = G.synthesis(pred[:k], noise_mode="const")
-        loss = loss + recon_loss(recon, recon_loss.target_features(clean)).mean()
+        target = recon_loss.target_features(clean)
+        loss = loss + recon_loss(G.synthesis(pred[:k], noise_mode="const"), target).mean()
+        if single is not None:
+            recon_w = G.synthesis(rows[:k, num_ws:].expand(-1, num_ws, -1), noise_mode="const")
+            loss = loss + recon_loss(recon_w, target).mean()
     return loss
 
 
@@ -192,9 +203,14 @@ def sample_pictures(pictures, config: EncoderTrainConfig, gen: torch.Generator):
 
 
 def _picture_loss(G, encoder, pictures, recon_loss):
-    """Reconstruction of the user's pictures: their guessed ws rendered with the model's constant noise."""
-    recon = G.synthesis(encoder(pictures), noise_mode="const")
-    return recon_loss(recon, recon_loss.target_features(pictures)).mean()
+    """Reconstruction of the user's pictures: their guessed ws rendered with the model's constant noise (the
+    W+ guess, and the W head's w when there is one)."""
+    rows, target = encoder.guesses(pictures), recon_loss.target_features(pictures)
+    loss = recon_loss(G.synthesis(rows[:, :G.num_ws], noise_mode="const"), target).mean()
+    if encoder.config.w_head:
+        recon_w = G.synthesis(rows[:, G.num_ws:].expand(-1, G.num_ws, -1), noise_mode="const")
+        loss = loss + recon_loss(recon_w, target).mean()
+    return loss
 
 
 @torch.no_grad()
@@ -206,7 +222,31 @@ def evaluate_encoder(G, encoder: Encoder, images, ws, scale: float, pictures=Non
     pred = encoder(images)
     recon = G.synthesis(pred, noise_mode="const")
     out = {"latent_error": float(((pred - ws) / scale).square().mean()), "psnr": float(psnr(recon, images).mean())}
+    if encoder.config.w_head:  # the single-w guess: its PSNR (the W start), its error on the unmixed latents
+        out["w_psnr"] = _guess_psnr(G, encoder, images, "w")
+        single = (ws == ws[:, :1]).all(dim=2).all(dim=1)
+        if bool(single.any()):
+            w = encoder.guess(images[single], "w")[:, 0]
+            out["w_latent_error"] = float(((w - ws[single, 0]) / scale).square().mean())
     if pictures is not None:
-        out["real_psnr"] = float(psnr(G.synthesis(encoder(pictures), noise_mode="const"), pictures).mean())
+        out["real_psnr"] = _guess_psnr(G, encoder, pictures, "w+")
+        if encoder.config.w_head:
+            out["real_w_psnr"] = _guess_psnr(G, encoder, pictures, "w")
     encoder.train(was_training)
     return out
+
+
+def describe_validation(val: dict) -> str:
+    """One line of `evaluate_encoder`'s numbers."""
+    parts = [f"val latent {val['latent_error']:.4f}", f"val psnr {val['psnr']:.2f} dB"]
+    if "w_psnr" in val:
+        parts.append(f"W head {val['w_psnr']:.2f} dB")
+    if "real_psnr" in val:
+        parts.append(f"held-out pictures {val['real_psnr']:.2f} dB")
+    if "real_w_psnr" in val:
+        parts.append(f"(W head {val['real_w_psnr']:.2f} dB)")
+    return "  ".join(parts)
+
+
+def _guess_psnr(G, encoder, images, space: str) -> float:
+    return float(psnr(G.synthesis(encoder.guess(images, space), noise_mode="const"), images).mean())
