@@ -196,12 +196,9 @@ def bench_kind(G, kind, targets, ws_true, encoder, loss, vgg, stats, rows_plan, 
     t = time.perf_counter()
     enc_ws = {}
     if encoder is not None:
-        with torch.no_grad():
-            enc_ws = {"w+": encoder(targets)}
+        with torch.no_grad():  # the W start is the W head's single w (two passes, both counted)
+            enc_ws = {space: encoder.guess(targets, space) for space in ("w", "w+")}
     enc_seconds = time.perf_counter() - t  # counted in every encoder-start row: the encoder is part of the path
-    if encoder is not None:
-        with torch.no_grad():
-            enc_ws["w"] = encoder.guess(targets, "w")  # the W head's (the same pass; its cost is counted above)
     rows = []
     for start, space, steps, noise in rows_plan:
         init = enc_ws[space] if start == "encoder" else None

@@ -167,7 +167,8 @@ def _recon_loss(config: EncoderTrainConfig, features, dev):
 def _step_loss(G, encoder, ws, scale, config: EncoderTrainConfig, recon_loss):
     """Latent loss on the whole batch; image losses (when on) on its first `recon_batch` samples. The encoder
     sees renders with random per-pixel noise, so it learns to ignore that noise. A W head learns the w of
-    the latents that are one w (not style-mixed) and, with the image losses, renders them too."""
+    the latents that are one w (not style-mixed); its renders join the image losses for every sample, mixed
+    ones too (the closest single w is what a W projection of such an image starts from)."""
     with torch.no_grad():
         images = G.synthesis(ws, noise_mode="random")
     rows = encoder.guesses(images)
