@@ -196,8 +196,8 @@ def bench_kind(G, kind, targets, ws_true, encoder, loss, vgg, stats, rows_plan, 
     t = time.perf_counter()
     enc_ws = {}
     if encoder is not None:
-        with torch.no_grad():  # the W start is the W head's single w (two passes, both counted)
-            enc_ws = {space: encoder.guess(targets, space) for space in ("w", "w+")}
+        with torch.no_grad():  # one pass gives both starts (for W, the W head's single w)
+            enc_ws = encoder.starts(encoder.guesses(targets))
     enc_seconds = time.perf_counter() - t  # counted in every encoder-start row: the encoder is part of the path
     rows = []
     for start, space, steps, noise in rows_plan:

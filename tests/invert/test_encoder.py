@@ -213,7 +213,9 @@ def test_a_perfect_guess_costs_nothing_despite_random_noise(G, w_head):
     noise = 0.5 * torch.randn(ws.shape, generator=torch.Generator().manual_seed(0))
     ws += noise[:, :1] if w_head else noise
     rows = torch.cat([ws, ws[:, :1]], 1) if w_head else ws
-    perfect = types.SimpleNamespace(config=types.SimpleNamespace(w_head=w_head), guesses=lambda images: rows.clone())
+    perfect = types.SimpleNamespace(config=types.SimpleNamespace(w_head=w_head, num_ws=G.num_ws),
+                                    guesses=lambda images: rows.clone())
+    perfect.starts = lambda r: Encoder.starts(perfect, r)  # the real split of the rows into starts
     cfg = FAST.replace(pixel_weight=1.0)
     loss = _step_loss(G, perfect, ws, 1.0, cfg, _recon_loss(cfg, None, "cpu"))
     assert float(loss.detach()) < 1e-8

@@ -129,17 +129,18 @@ class Encoder(torch.nn.Module):
         """The W+ guess [N, num_ws, w_dim]."""
         return self.guesses(images)[:, :self.config.num_ws]
 
+    def starts(self, rows: torch.Tensor) -> dict[str, torch.Tensor]:
+        """The projection starts in `guesses`' rows, as ws [N, num_ws, w_dim] by space: "w+" the W+ guess, "w"
+        one w repeated on every layer (the W head's; without one, the mean of the W+ rows)."""
+        num_ws = self.config.num_ws
+        w = rows[:, num_ws:] if self.config.w_head else rows[:, :num_ws].mean(dim=1, keepdim=True)
+        return {"w+": rows[:, :num_ws], "w": w.expand(-1, num_ws, -1)}
+
     def guess(self, images: torch.Tensor, space: str = "w+") -> torch.Tensor:
-        """A start for projecting in `space`, as ws [N, num_ws, w_dim]: the W+ guess, or for "w" one w repeated
-        on every layer (the W head's; without one, the mean of the W+ rows)."""
+        """A start for projecting in `space` ("w" or "w+"), as ws [N, num_ws, w_dim] (see `starts`)."""
         if space not in ("w", "w+"):
             raise ValueError(f"space {space!r}: use w or w+")
-        rows = self.guesses(images)
-        num_ws = self.config.num_ws
-        if space == "w+":
-            return rows[:, :num_ws]
-        w = rows[:, num_ws:] if self.config.w_head else rows.mean(dim=1, keepdim=True)
-        return w.expand(-1, num_ws, -1)
+        return self.starts(self.guesses(images))[space]
 
     def with_w_head(self) -> Encoder:
         """This encoder with a W head added (itself when it has one): the new row starts as the mean of the

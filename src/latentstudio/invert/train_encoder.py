@@ -171,13 +171,11 @@ def _step_loss(G, encoder, ws, scale, config: EncoderTrainConfig, recon_loss):
     ones too (the closest single w is what a W projection of such an image starts from)."""
     with torch.no_grad():
         images = G.synthesis(ws, noise_mode="random")
-    rows = encoder.guesses(images)
-    num_ws = G.num_ws
-    pred = rows[:, :num_ws]
-    loss = config.latent_weight * ((pred - ws) / scale).square().mean()
-    single = (ws == ws[:, :1]).all(dim=2).all(dim=1) if encoder.config.w_head else None
-    if single is not None and bool(single.any()):
-        w_err = ((rows[:, num_ws] - ws[:, 0]) / scale).square().mean(dim=1)
+    starts = encoder.starts(encoder.guesses(images))
+    loss = config.latent_weight * ((starts["w+"] - ws) / scale).square().mean()
+    single = unmixed(ws)
+    if encoder.config.w_head and bool(single.any()):
+        w_err = ((starts["w"][:, 0] - ws[:, 0]) / scale).square().mean(dim=1)
         loss = loss + config.latent_weight * w_err[single].mean()
     if recon_loss is not None:
         # The guess is rendered with the model's constant noise, so it is compared with the true latents
@@ -185,12 +183,19 @@ def _step_loss(G, encoder, ws, scale, config: EncoderTrainConfig, recon_loss):
         k = min(config.recon_batch, len(images))
         with torch.no_grad():
             clean = G.synthesis(ws[:k], noise_mode="const")
-        target = recon_loss.target_features(clean)
-        loss = loss + recon_loss(G.synthesis(pred[:k], noise_mode="const"), target).mean()
-        if single is not None:
-            recon_w = G.synthesis(rows[:k, num_ws:].expand(-1, num_ws, -1), noise_mode="const")
-            loss = loss + recon_loss(recon_w, target).mean()
+        loss = loss + _render_loss(G, encoder, starts, k, recon_loss, recon_loss.target_features(clean))
     return loss
+
+
+def unmixed(ws: torch.Tensor) -> torch.Tensor:
+    """[N] bools: the latents that are one w on every layer (not style-mixed)."""
+    return (ws == ws[:, :1]).all(dim=2).all(dim=1)
+
+
+def _render_loss(G, encoder, starts: dict, k: int, recon_loss, target_features):
+    """Reconstruction loss of the first k W+ guesses, and of the W head's ws when there is one."""
+    spaces = ("w+", "w") if encoder.config.w_head else ("w+",)
+    return sum(recon_loss(G.synthesis(starts[sp][:k], noise_mode="const"), target_features).mean() for sp in spaces)
 
 
 def sample_pictures(pictures, config: EncoderTrainConfig, gen: torch.Generator):
@@ -206,12 +211,8 @@ def sample_pictures(pictures, config: EncoderTrainConfig, gen: torch.Generator):
 def _picture_loss(G, encoder, pictures, recon_loss):
     """Reconstruction of the user's pictures: their guessed ws rendered with the model's constant noise (the
     W+ guess, and the W head's w when there is one)."""
-    rows, target = encoder.guesses(pictures), recon_loss.target_features(pictures)
-    loss = recon_loss(G.synthesis(rows[:, :G.num_ws], noise_mode="const"), target).mean()
-    if encoder.config.w_head:
-        recon_w = G.synthesis(rows[:, G.num_ws:].expand(-1, G.num_ws, -1), noise_mode="const")
-        loss = loss + recon_loss(recon_w, target).mean()
-    return loss
+    starts = encoder.starts(encoder.guesses(pictures))
+    return _render_loss(G, encoder, starts, len(pictures), recon_loss, recon_loss.target_features(pictures))
 
 
 @torch.no_grad()
@@ -220,19 +221,19 @@ def evaluate_encoder(G, encoder: Encoder, images, ws, scale: float, pictures=Non
     with held-out pictures, the PSNR of their re-rendered guesses too (`real_psnr`)."""
     was_training = encoder.training
     encoder.eval()
-    pred = encoder(images)
-    recon = G.synthesis(pred, noise_mode="const")
-    out = {"latent_error": float(((pred - ws) / scale).square().mean()), "psnr": float(psnr(recon, images).mean())}
+    starts = encoder.starts(encoder.guesses(images))
+    pred = starts["w+"]
+    out = {"latent_error": float(((pred - ws) / scale).square().mean()), "psnr": _render_psnr(G, pred, images)}
     if encoder.config.w_head:  # the single-w guess: its PSNR (the W start), its error on the unmixed latents
-        out["w_psnr"] = _guess_psnr(G, encoder, images, "w")
-        single = (ws == ws[:, :1]).all(dim=2).all(dim=1)
+        out["w_psnr"] = _render_psnr(G, starts["w"], images)
+        single = unmixed(ws)
         if bool(single.any()):
-            w = encoder.guess(images[single], "w")[:, 0]
-            out["w_latent_error"] = float(((w - ws[single, 0]) / scale).square().mean())
+            out["w_latent_error"] = float(((starts["w"][single, 0] - ws[single, 0]) / scale).square().mean())
     if pictures is not None:
-        out["real_psnr"] = _guess_psnr(G, encoder, pictures, "w+")
+        picture_starts = encoder.starts(encoder.guesses(pictures))
+        out["real_psnr"] = _render_psnr(G, picture_starts["w+"], pictures)
         if encoder.config.w_head:
-            out["real_w_psnr"] = _guess_psnr(G, encoder, pictures, "w")
+            out["real_w_psnr"] = _render_psnr(G, picture_starts["w"], pictures)
     encoder.train(was_training)
     return out
 
@@ -249,5 +250,5 @@ def describe_validation(val: dict) -> str:
     return "  ".join(parts)
 
 
-def _guess_psnr(G, encoder, images, space: str) -> float:
-    return float(psnr(G.synthesis(encoder.guess(images, space), noise_mode="const"), images).mean())
+def _render_psnr(G, ws, images) -> float:
+    return float(psnr(G.synthesis(ws, noise_mode="const"), images).mean())

@@ -26,7 +26,7 @@ from ..config import Config, ConfigError
 from ..device import resolve_device
 from ..errors import ModelFormatError
 from ..models.config import DiscriminatorConfig, GeneratorConfig
-from ..utils.files import set_default_mode
+from ..utils.files import current_umask, set_default_mode
 
 FORMAT_VERSION = 1
 ARCH = "stylegan2"
@@ -185,8 +185,9 @@ class staging_dir:
             shutil.rmtree(self.tmp, ignore_errors=True)
             return False
         # mkdtemp's folder is 0700 and safetensors writes 0600: readable by others as a plain copy would be
+        umask = current_umask()
         for path in [self.tmp, *self.tmp.rglob("*")]:
-            set_default_mode(path, directory=path.is_dir())
+            set_default_mode(path, directory=path.is_dir(), umask=umask)
         old = None
         if self.target.exists():
             old = self.target.with_name(f".{self.target.name}.old-{os.getpid()}")

@@ -144,6 +144,7 @@ class PyAVWriter(FrameWriter):
         super().__init__(path, size, fps)
         av = require("av", "video", "writing MP4 video")
         self.av = av
+        self.wrap = getattr(av.VideoFrame, "from_numpy_buffer", None)  # PyAV >= 13: frames without a copy
         self.tmp = _partial(self.path)
         self.path.parent.mkdir(parents=True, exist_ok=True)
         self.container = av.open(str(self.tmp), mode="w", format="mp4", options={"movflags": "+faststart"})
@@ -162,11 +163,12 @@ class PyAVWriter(FrameWriter):
     def _frame(self, array: np.ndarray, fmt: str):
         """A frame over the array's own memory where PyAV can (x264 copies the picture in encode, and the
         array is not written again): 6 us a 128 px frame against 71 for from_ndarray's copy."""
-        wrap = getattr(self.av.VideoFrame, "from_numpy_buffer", None)  # PyAV >= 13
-        try:
-            return wrap(array, format=fmt) if wrap is not None else self.av.VideoFrame.from_ndarray(array, format=fmt)
-        except ValueError:  # a layout it does not wrap (e.g. padded rows): the copy
-            return self.av.VideoFrame.from_ndarray(array, format=fmt)
+        if self.wrap is not None:
+            try:
+                return self.wrap(array, format=fmt)
+            except ValueError:  # a layout it does not wrap (e.g. padded rows): the copy
+                pass
+        return self.av.VideoFrame.from_ndarray(array, format=fmt)
 
     def _encode(self, vf):
         vf.pts = self.frames_written

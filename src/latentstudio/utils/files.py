@@ -24,6 +24,7 @@ def current_umask() -> int:
     return 0o022
 
 
-def set_default_mode(path: str | Path, directory: bool = False) -> None:
-    """Give a file (or folder) made by mkstemp (mkdtemp) the mode open (mkdir) would have given it."""
-    os.chmod(path, (0o777 if directory else 0o666) & ~current_umask())
+def set_default_mode(path: str | Path, directory: bool = False, umask: int | None = None) -> None:
+    """Give a file (or folder) made by mkstemp (mkdtemp) the mode open (mkdir) would have given it (`umask`:
+    the process's, read once by a caller that sets many)."""
+    os.chmod(path, (0o777 if directory else 0o666) & ~(current_umask() if umask is None else umask))
