@@ -150,7 +150,8 @@ def resolve_encoder(args, model, features):
 
 
 def run_one(G, targets, init_ws, space, steps, loss, stats, noise="const"):
-    cfg = ProjectConfig(steps=steps, space=space, batch=len(targets), noise=noise, **refine_settings(init_ws is None))
+    start = refine_settings(init_ws is None, space)
+    cfg = ProjectConfig(steps=steps, space=space, batch=len(targets), noise=noise, **start)
     t0 = time.perf_counter()
     proj = project_images(G, targets, cfg, init_ws=init_ws, loss=loss, w_stats=stats, device=G.device,
                           progress=False)

@@ -50,6 +50,7 @@ def test_project_writes_everything_per_target(tmp_path, tiny_model_dir, targets,
         assert Image.open(out / name / "strip.png").width > 2 * 32
     record = json.loads((out / "project.json").read_text())
     assert record["config"]["steps"] == 30 and len(record["results"]) == 3
+    assert (record["config"]["lr"], record["config"]["w_noise"]) == (0.1, 0.05)  # the mean start explores
     assert "PSNR" in capsys.readouterr().out
 
 
@@ -64,6 +65,8 @@ def test_project_from_a_latent_file_continues(tmp_path, tiny_model_dir, targets)
     a = json.loads((first / "seed0001" / "metrics.json").read_text())
     b = json.loads((second / "seed0001" / "metrics.json").read_text())
     assert b["psnr"] >= a["psnr"] - 0.1 and b["init"].startswith("latent:")
+    resolved = json.loads((second / "project.json").read_text())["config"]
+    assert (resolved["lr"], resolved["w_noise"]) == (0.1, 0.0)  # a start near the answer, in W+: no noise on w
 
 
 def test_train_encoder_then_project_from_it(tmp_path, tiny_model_dir, targets):
@@ -95,6 +98,8 @@ def test_train_encoder_then_project_from_it(tmp_path, tiny_model_dir, targets):
     assert main(["project", str(model), str(targets / "seed0002.png"), "--out", str(out), "--steps", "5",
                  "--loss", "pixel", "--init", "encoder", "--encoder", str(enc_dir)]) == 0
     assert json.loads((out / "seed0002" / "metrics.json").read_text())["init"].startswith("encoder:")
+    resolved = json.loads((out / "project.json").read_text())["config"]
+    assert (resolved["space"], resolved["lr"], resolved["w_noise"]) == ("w", 0.2, 0.0)  # W from a guess: 0.2
     # the W start is the W head's w on every layer; the W+ start the encoder's rows
     from latentstudio.commands.project import resolve_init
     from latentstudio.invert import load_encoder

@@ -11,7 +11,7 @@ import pytest
 import torch
 
 from latentstudio.invert import ProjectConfig, build_loss, project_images, psnr, w_statistics
-from latentstudio.invert.projector import learning_rate, noise_regularization
+from latentstudio.invert.projector import learning_rate, noise_regularization, refine_settings
 
 from ..features.vgg_fixtures import tiny_convs, write_torchvision
 from ..helpers import make_tiny
@@ -137,6 +137,13 @@ def test_learning_rate_schedule_matches_nvidia():
     assert math.isclose(learning_rate(0.5, cfg), 0.1)
     assert math.isclose(learning_rate(0.875, cfg), 0.05, rel_tol=1e-9)  # halfway down the cosine
     assert learning_rate(1.0, cfg) < 1e-12
+
+
+def test_refine_settings_by_start_and_space():
+    assert refine_settings(True) == refine_settings(True, "w+") == {"lr": 0.1, "w_noise": 0.05}
+    assert refine_settings(False, "w") == {"lr": 0.2, "w_noise": 0.0}  # a guess in W: a higher peak
+    assert refine_settings(False, "w+") == {"lr": 0.1, "w_noise": 0.0}
+    ProjectConfig(**refine_settings(False, "w"))  # valid config fields
 
 
 def test_noise_regularization_penalises_correlated_noise():

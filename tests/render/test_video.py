@@ -127,6 +127,14 @@ def test_ffmpeg_writer_keeps_one_pixel_format(tmp_path):
     assert (tmp_path / "empty.mp4").exists()
 
 
+def test_pyav_writer_leaves_a_file_with_no_frame(tmp_path):
+    pytest.importorskip("av")
+    with open_writer(tmp_path / "empty.mp4", (48, 32), backend="pyav") as writer:
+        pass  # PyAV alone writes nothing before the first packet; close() still leaves an (empty) video
+    assert writer.frames_written == 0 and (tmp_path / "empty.mp4").stat().st_size > 0
+    assert not list(tmp_path.glob(".*partial*"))
+
+
 def test_gif_and_png_take_rgb_only(tmp_path):
     for name in ("a.gif", "frames"):
         writer = open_writer(tmp_path / name, (48, 32))

@@ -111,7 +111,7 @@ def run(args) -> int:
     G = model.G
     targets, files = load_targets(target_paths, G, crop=args.crop, background=parse_color(args.background))
     init_ws, init_label = resolve_init(args.init, G, model.path, targets, args.encoder, space=args.space)
-    start = refine_settings(from_mean=init_ws is None)
+    start = refine_settings(from_mean=init_ws is None, space=args.space)
     if args.lr is not None:
         start["lr"] = args.lr
     cfg = ProjectConfig(steps=args.steps, space=args.space, loss=args.loss, noise=args.noise, seed=args.seed,

@@ -177,6 +177,8 @@ class PyAVWriter(FrameWriter):
             self.container.mux(packet)
 
     def close(self):
+        if self.frames_written == 0:  # PyAV writes the header at the first packet: without one, no file at all
+            self.container.start_encoding()
         for packet in self.stream.encode():
             self.container.mux(packet)
         self.container.close()
