@@ -80,3 +80,34 @@ def test_fresh_start_refuses_a_used_run_directory(base_run):
     run_dir, _ = base_run
     with pytest.raises(UserError, match="--resume latest"):
         start(TinyDataset(8, 16, seed=0), run_dir, "tiny", None, Dist(), {}, lambda *a: None)
+
+
+def test_d_warmup_trains_only_the_fresh_discriminator_first(base_run, tmp_path):
+    _, model = base_run
+    from latentstudio.io.model_dir import load_model
+
+    exported = Path(tmp_path) / "exported"
+    save_model(exported, load_model(model, device="cpu").G)
+    source = load_file(str(exported / "generator.safetensors"))
+    with pytest.warns(UserWarning, match="no discriminator"):
+        train(TinyDataset(8, 16, seed=2), tmp_path / "run", resume=str(exported), kimg=0.032, d_warmup_kimg=0.016,
+              keep=0, **OPTS)
+    snaps = sorted((tmp_path / "run" / "snapshots").iterdir())
+    assert len(snaps) == 2
+    weights = [n for n in source if not n.endswith("w_avg")]  # w_avg tracks the mapping's output, not a weight
+
+    def same_as_source(snap, file):
+        t = load_file(str(snap / file))
+        return all(torch.equal(t[n], source[n]) for n in weights)
+
+    assert same_as_source(snaps[0], "generator.safetensors")  # warm-up: G and its EMA untouched
+    assert same_as_source(snaps[0], "generator_train.safetensors")
+    assert not same_as_source(snaps[1], "generator_train.safetensors")  # after it, G trains
+    assert json.loads((tmp_path / "run" / "training_config.json").read_text())["d_warmup_kimg"] == 0.016
+
+
+def test_d_warmup_must_end_before_the_run(tmp_path):
+    from latentstudio.errors import UserError
+
+    with pytest.raises(UserError, match="--d-warmup"):
+        train(TinyDataset(8, 16, seed=2), tmp_path / "run", kimg=0.016, d_warmup_kimg=0.016, **OPTS)

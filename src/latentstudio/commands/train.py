@@ -50,6 +50,9 @@ def register(sub) -> None:
     opt("--resume", metavar="RUN|latest|MODEL",
         help="continue a run exactly (same dataset), or fine-tune any model / NVIDIA .pkl on this dataset")
     opt("--freezed", type=int, help="fine-tuning: freeze D's first N layers (default 0)")
+    opt("--d-warmup", type=float, metavar="KIMG",
+        help="fine-tuning a model that has no discriminator: train only the fresh D for the first KIMG kimg, "
+             "so G never follows an untrained D (default 0)")
     opt("--tick", type=positive_float, help="kimg per tick (default 1)")
     opt("--snap", type=positive_int, help="snapshot every N ticks (default 5)")
     opt("--keep", type=int, help="keep the newest N snapshots, 0 = all (default 3)")
@@ -68,9 +71,9 @@ def options_from_args(args) -> dict:
     metrics = given.get("metrics")
     if metrics is not None:
         metrics = tuple(m.strip() for m in metrics.split(",") if m.strip() and m.strip() != "none")
-    names = {"tick": "tick_kimg"}
+    names = {"tick": "tick_kimg", "d_warmup": "d_warmup_kimg"}
     keys = ("kimg", "batch", "batch_gpu", "aug", "target", "ada_kimg", "augpipe", "aug_p", "mirror", "cond",
-            "gamma", "lrate", "freezed", "tick", "snap", "keep", "metrics_num_gen", "seed")
+            "gamma", "lrate", "freezed", "d_warmup", "tick", "snap", "keep", "metrics_num_gen", "seed")
     out = {names.get(k, k): given[k] for k in keys if k in given}
     if metrics is not None:
         out["metrics"] = metrics

@@ -73,6 +73,7 @@ class TrainConfig(Config):
     mirror: bool = False
     seed: int = 0
     freezed: int = 0  # freeze D's first N layers (transfer learning)
+    d_warmup_kimg: float = 0.0  # train only D for the first N kimg (fine-tuning a model that has no D)
     metrics: tuple = ()
     metrics_num_gen: int = 1000
     grid_seeds: int = 32  # sample grid: seeds 0 .. N-1
@@ -117,6 +118,8 @@ def resolve(preset_name: str, resolution: int, img_channels: int = 3, c_dim: int
     if unknown:
         raise ConfigError(f"unknown training option(s) {sorted(unknown)}")
     cfg = cfg.replace(**overrides)
+    if cfg.d_warmup_kimg < 0 or cfg.d_warmup_kimg >= cfg.kimg:
+        raise ConfigError(f"--d-warmup {cfg.d_warmup_kimg:g}: must be between 0 and --kimg ({cfg.kimg:g})")
     return cfg, retarget(preset, cfg)
 
 

@@ -148,8 +148,9 @@ def train_step(s: Session, phases, data: RealBatches, stats: report.TickStats) -
     rounds = real.shape[0] // cfg.batch_gpu
     reals = real.split(cfg.batch_gpu)
     c_reals = c_real.split(cfg.batch_gpu) if c_real is not None else [None] * rounds
+    d_only = s.progress.nimg < cfg.d_warmup_kimg * 1000
     for ph in phases:
-        if step % ph.interval:
+        if step % ph.interval or (d_only and ph.module is s.G):
             continue
         ph.module.requires_grad_(True)
         ph.opt.zero_grad(set_to_none=True)
