@@ -13,6 +13,8 @@ from __future__ import annotations
 import argparse
 import json
 import resource
+import shlex
+import sys
 import time
 from pathlib import Path
 
@@ -89,6 +91,19 @@ def build_provenance(snap: Path, model, note: str, img_s: float) -> dict:
     }
 
 
+def stack_on_base(prov: dict, train_prov: dict, export_command: str) -> dict:
+    """A run fine-tuned from an earlier built-in model continues its training: kimg and wall time are the sum
+    of both stages, the earlier model's whole provenance is kept, and its command list is extended."""
+    base = train_prov.get("base_provenance") if train_prov.get("start") == "fine-tune" else None
+    if not base or "kimg" not in base:
+        return prov
+    total_s = base.get("wall_time_s", 0) + (train_prov.get("wall_time_s") or 0)
+    return {**prov, "kimg": round(base["kimg"] + prov["kimg"], 3), "kimg_this_stage": prov["kimg"],
+            "wall_time_s": round(total_s, 1), "wall_time_h": round(total_s / 3600, 2),
+            "commands": [*base.get("commands", []), train_prov.get("command"), export_command],
+            "finetuned_from": train_prov.get("finetuned_from"), "base_provenance": base}
+
+
 def main() -> None:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("snapshot")
@@ -106,7 +121,9 @@ def main() -> None:
     if img_s < MIN_IMG_S:
         raise SystemExit(f"{snap}: renders {img_s:.1f} img/s at batch 8 on 2 threads; the default needs >= "
                          f"{MIN_IMG_S:g} (is the machine busy?)")
-    out = save_model(args.out, model.G, provenance=build_provenance(snap, model, args.note, img_s))
+    prov = build_provenance(snap, model, args.note, img_s)
+    prov = stack_on_base(prov, model.provenance, shlex.join(["python", *sys.argv]))
+    out = save_model(args.out, model.G, provenance=prov)
     size_mb = sum(f.stat().st_size for f in Path(out).rglob("*") if f.is_file()) / 2**20
     if size_mb > MAX_MB:
         raise SystemExit(f"{out}: {size_mb:.1f} MB is over the {MAX_MB:g} MB limit of the built-in model")
