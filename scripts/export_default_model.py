@@ -122,7 +122,8 @@ def main() -> None:
         raise SystemExit(f"{snap}: renders {img_s:.1f} img/s at batch 8 on 2 threads; the default needs >= "
                          f"{MIN_IMG_S:g} (is the machine busy?)")
     prov = build_provenance(snap, model, args.note, img_s)
-    prov = stack_on_base(prov, model.provenance, shlex.join(["python", *sys.argv]))
+    origin = json.loads((snap / "training_state.json").read_text()).get("origin", {})  # holds base_provenance
+    prov = stack_on_base(prov, {**model.provenance, **origin}, shlex.join(["python", *sys.argv]))
     out = save_model(args.out, model.G, provenance=prov)
     size_mb = sum(f.stat().st_size for f in Path(out).rglob("*") if f.is_file()) / 2**20
     if size_mb > MAX_MB:
