@@ -66,9 +66,9 @@ class ProjectConfig(Config):
 def refine_settings(from_mean: bool, space: str = "w") -> dict:
     """Settings that depend on the start: from the mean w the optimiser explores (noise on w, peak learning rate
     0.1, NVIDIA's); from an encoder guess or a latent file it is next to the answer (no noise on w), with a peak
-    of 0.2 in W and 0.1 in W+. Tuned on the built-in model's encoder (W head) with targets kept apart from
-    bench/project.py's (3 generated, seeds 800001-800003, and 2 smiles drawings of seed 7), 100 steps, PSNR /
-    SSIM / feature distance:
+    of 0.2 in W and 0.1 in W+. Tuned on the stage-1 built-in model (63.776 kimg) and its encoder (W head), with
+    targets kept apart from bench/project.py's (3 generated, seeds 800001-800003, and 2 smiles drawings of
+    seed 7), 100 steps, PSNR / SSIM / feature distance:
 
     - W, generated: 43.27 / 0.99687 / 0.00519 at 0.1, 43.63 / 0.99683 / 0.00496 at 0.2, 42.35 at 0.3;
       drawings 18.84 / 0.651 / 1.761 at 0.1, 19.04 / 0.667 / 1.659 at 0.2;
