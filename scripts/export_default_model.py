@@ -68,11 +68,12 @@ def write_grid(G, path: Path, count: int = 64, psi: float = 1.0) -> None:
         grid.save(path)
 
 
-def build_provenance(snap: Path, model, note: str, img_s: float) -> dict:
+def build_provenance(snap: Path, model, note: str, img_s: float, export_command: str) -> dict:
     train_prov = model.provenance
     state = json.loads((snap / "training_state.json").read_text())
+    origin = state.get("origin", {})  # how the run began; a fine-tune's holds the base model's provenance
     dataset = train_prov.get("dataset") or {}
-    return {
+    prov = {
         "source": "latentstudio train (built-in default model)",
         "dataset_recipe": dataset_recipe(dataset["path"], dataset.get("images", 0)),
         "dataset": dataset,
@@ -89,6 +90,7 @@ def build_provenance(snap: Path, model, note: str, img_s: float) -> dict:
         "exported": "EMA generator only (no discriminator, no training state)",
         "note": note,
     }
+    return stack_on_base(prov, {**train_prov, **origin}, export_command)
 
 
 def stack_on_base(prov: dict, train_prov: dict, export_command: str) -> dict:
@@ -121,9 +123,7 @@ def main() -> None:
     if img_s < MIN_IMG_S:
         raise SystemExit(f"{snap}: renders {img_s:.1f} img/s at batch 8 on 2 threads; the default needs >= "
                          f"{MIN_IMG_S:g} (is the machine busy?)")
-    prov = build_provenance(snap, model, args.note, img_s)
-    origin = json.loads((snap / "training_state.json").read_text()).get("origin", {})  # holds base_provenance
-    prov = stack_on_base(prov, {**model.provenance, **origin}, shlex.join(["python", *sys.argv]))
+    prov = build_provenance(snap, model, args.note, img_s, shlex.join(["python", *sys.argv]))
     out = save_model(args.out, model.G, provenance=prov)
     size_mb = sum(f.stat().st_size for f in Path(out).rglob("*") if f.is_file()) / 2**20
     if size_mb > MAX_MB:
