@@ -66,7 +66,7 @@ def test_project_from_a_latent_file_continues(tmp_path, tiny_model_dir, targets)
     b = json.loads((second / "seed0001" / "metrics.json").read_text())
     assert b["psnr"] >= a["psnr"] - 0.1 and b["init"].startswith("latent:")
     resolved = json.loads((second / "project.json").read_text())["config"]
-    assert (resolved["lr"], resolved["w_noise"]) == (0.1, 0.0)  # a start near the answer, in W+: no noise on w
+    assert (resolved["lr"], resolved["w_noise"]) == (0.05, 0.0)  # a start near the answer, in W+: no noise on w
 
 
 def test_train_encoder_then_project_from_it(tmp_path, tiny_model_dir, targets):
@@ -90,6 +90,10 @@ def test_train_encoder_then_project_from_it(tmp_path, tiny_model_dir, targets):
                  "--real-batch", "2"]) == 0
     resumed = json.loads((enc_dir / "config.json").read_text())["provenance"]
     assert resumed["steps_done"] == 5 and resumed["train"]["seed"] == 1  # the recipe keeps both runs
+    # a resumed encoder keeps its reconstruction losses on and ramps the lr of its fresh Adam up
+    assert (resumed["train"]["recon_start"], resumed["train"]["warmup_steps"]) == (0.0, 100)
+    fresh = resumed["resumed_from"]["train"]
+    assert (fresh["recon_start"], fresh["warmup_steps"]) == (0.3, 0)
     assert resumed["images"] == [str(pictures)] and resumed["train"]["real_batch"] == 2
     assert "real_psnr" in resumed["validation"] and "real_w_psnr" in resumed["validation"]
     assert json.loads((enc_dir / "config.json").read_text())["config"]["w_head"]  # added on resume
@@ -99,7 +103,7 @@ def test_train_encoder_then_project_from_it(tmp_path, tiny_model_dir, targets):
                  "--loss", "pixel", "--init", "encoder", "--encoder", str(enc_dir)]) == 0
     assert json.loads((out / "seed0002" / "metrics.json").read_text())["init"].startswith("encoder:")
     resolved = json.loads((out / "project.json").read_text())["config"]
-    assert (resolved["space"], resolved["lr"], resolved["w_noise"]) == ("w", 0.2, 0.0)  # W from a guess: 0.2
+    assert (resolved["space"], resolved["lr"], resolved["w_noise"]) == ("w", 0.1, 0.0)  # W from a guess: 0.1
     # the W start is the W head's w on every layer; the W+ start the encoder's rows
     from latentstudio.commands.project import resolve_init
     from latentstudio.invert import load_encoder

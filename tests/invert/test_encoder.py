@@ -22,6 +22,7 @@ from latentstudio.invert import (
     w_statistics,
 )
 from latentstudio.invert.encoder import generator_fingerprint
+from latentstudio.invert.train_encoder import learning_rate
 
 from ..helpers import make_tiny
 
@@ -301,3 +302,15 @@ def test_training_on_pictures_checks_them(G):
                       images=_pictures(G, 4))
     with pytest.raises(ConfigError, match="real_batch"):
         EncoderTrainConfig(real_batch=-1)
+
+
+def test_learning_rate_ramps_up_then_decays_to_five_percent():
+    cfg = EncoderTrainConfig(steps=1000, lr=1e-3, warmup_steps=100)
+    lrs = [learning_rate(cfg, step) for step in range(cfg.steps)]
+    assert lrs[0] == pytest.approx(1e-5, rel=1e-3) and lrs[49] == pytest.approx(5e-4, rel=1e-2)
+    assert all(a < b for a, b in zip(lrs[:99], lrs[1:100], strict=True))  # the ramp
+    assert all(a >= b for a, b in zip(lrs[100:], lrs[101:], strict=False))  # then the cosine only falls
+    assert lrs[-1] == pytest.approx(5e-5, rel=1e-3)
+    assert learning_rate(EncoderTrainConfig(steps=1000, lr=1e-3), 0) == pytest.approx(1e-3)  # no ramp by default
+    with pytest.raises(ValueError):
+        EncoderTrainConfig(warmup_steps=-1)

@@ -141,8 +141,8 @@ def test_learning_rate_schedule_matches_nvidia():
 
 def test_refine_settings_by_start_and_space():
     assert refine_settings(True) == refine_settings(True, "w+") == {"lr": 0.1, "w_noise": 0.05}
-    assert refine_settings(False, "w") == {"lr": 0.2, "w_noise": 0.0}  # a guess in W: a higher peak
-    assert refine_settings(False, "w+") == {"lr": 0.1, "w_noise": 0.0}
+    assert refine_settings(False, "w") == {"lr": 0.1, "w_noise": 0.0}  # a guess in W: a higher peak
+    assert refine_settings(False, "w+") == {"lr": 0.05, "w_noise": 0.0}
     ProjectConfig(**refine_settings(False, "w"))  # valid config fields
 
 

