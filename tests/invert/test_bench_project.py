@@ -83,3 +83,33 @@ def test_verdict_needs_better_numbers_and_5x_less_time(bench, capsys, enc_psnr, 
     line = capsys.readouterr().out.strip()
     assert line.startswith("- drawings, W+: encoder start + 100 steps beats mean-w start + 1000 steps at >= 5x "
                            f"less time: {'PASS' if verdict else 'FAIL'} (")
+
+
+@pytest.fixture()
+def refine_bench(bench):
+    return importlib.import_module("refine_lr")
+
+
+def test_refine_lr_sweep_on_a_tiny_model(refine_bench, tmp_path, tiny_model_dir, capsys):
+    from latentstudio.invert import EncoderConfig, EncoderTrainConfig, save_encoder, train_encoder
+    from latentstudio.io.registry import open_model
+
+    assert refine_bench.main(["--model", str(tiny_model_dir), "--encoder", str(tmp_path / "none")]) == 2
+    assert "no encoder in" in capsys.readouterr().err
+    G = open_model(str(tiny_model_dir), device="cpu").G
+    cfg = EncoderTrainConfig(steps=5, batch=4, vgg_weight=0.0, val_size=4, log_every=0)
+    encoder, _ = train_encoder(G, cfg, EncoderConfig.for_generator(G, channel_base=256, channel_max=32, hidden=64),
+                               device="cpu", progress=False)
+    save_encoder(tmp_path / "enc", encoder)
+    out = tmp_path / "rows.json"
+    assert refine_bench.main(["--model", str(tiny_model_dir), "--encoder", str(tmp_path / "enc"), "--loss", "pixel",
+                              "--lrs", "0.0,0.05", "--steps", "3", "--generated", "1", "--drawings", "1",
+                              "--threads", "1", "--out", str(out)]) == 0
+    rows = json.loads(out.read_text())["rows"]
+    assert [(r["kind"], r["space"], r["lr"]) for r in rows] == [
+        (k, s, lr) for k in ("generated", "drawings") for s in ("w", "w+") for lr in (0.0, 0.05)]
+    table = capsys.readouterr().out
+    assert table.count("\n") == 2 + len(rows) and "| generated | W+ | 0.05 |" in table
+    # lr 0 leaves the encoder's start where it was, so a run that moves must differ from it
+    by = {(r["kind"], r["space"], r["lr"]): r["psnr"] for r in rows}
+    assert by[("generated", "w+", 0.0)] != by[("generated", "w+", 0.05)]

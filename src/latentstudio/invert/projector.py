@@ -76,7 +76,7 @@ def refine_settings(from_mean: bool, space: str = "w") -> dict:
 
     The stage-1 model (63.776 kimg) liked twice these rates (0.2 in W, 0.1 in W+): the sharper generator takes
     smaller steps. Noise on w from a guess loses everywhere (W generated 40.8 against 43.6 dB on stage 1 with
-    0.05). See docs/projection.md."""
+    0.05). bench/refine_lr.py repeats the tuning; see docs/projection.md."""
     if from_mean:
         return {"lr": 0.1, "w_noise": 0.05}
     return {"lr": 0.1 if space == "w" else 0.05, "w_noise": 0.0}
