@@ -66,7 +66,7 @@ class ProjectConfig(Config):
 def refine_settings(from_mean: bool, space: str = "w") -> dict:
     """Settings that depend on the start: from the mean w the optimiser explores (noise on w, peak learning rate
     0.1, NVIDIA's); from an encoder guess or a latent file it is next to the answer (no noise on w), with a peak
-    of 0.1 in W and 0.05 in W+. Tuned on the stage-2 built-in model (111.776 kimg) and its 2,200-step encoder,
+    of 0.1 in W and 0.05 in W+. Tuned on the stage-2 built-in model (111.776 kimg) and its encoder (2,200 steps on it),
     with targets kept apart from bench/project.py's (3 generated, seeds 800001-800003, and 2 smiles drawings of
     seed 7), 100 steps, PSNR / SSIM / feature distance:
 
