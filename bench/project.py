@@ -100,15 +100,20 @@ def drawings(count: int) -> list[tuple[str, Image.Image]]:
     return pool[:count]
 
 
+@torch.no_grad()
+def generated_targets(G, stats, seeds):
+    """(8-bit targets [N, C, R, R] on G's device, their true ws): the seeds' images at psi 0.8."""
+    ws = stats.w_avg.lerp(G.mapping(z_from_seeds(list(seeds), G.z_dim, G.device), None), 0.8)
+    return quantize(G.synthesis(ws, noise_mode="const").clamp(-1, 1)).to(G.device), ws
+
+
 def make_targets(G, stats, args):
     """[(kind, targets [N, C, R, R], true ws or None, names)] and the drawings as PIL images (live path)."""
     seeds = HELD_OUT_SEEDS[: args.generated]
     sets = []
     if seeds:
-        with torch.no_grad():
-            ws = stats.w_avg.lerp(G.mapping(z_from_seeds(seeds, G.z_dim, G.device), None), 0.8)
-            generated = G.synthesis(ws, noise_mode="const").clamp(-1, 1)
-        sets.append(("generated", quantize(generated).to(G.device), ws, [f"seed{s}" for s in seeds]))
+        generated, ws = generated_targets(G, stats, seeds)
+        sets.append(("generated", generated, ws, [f"seed{s}" for s in seeds]))
     drawn = drawings(args.drawings)
     if drawn:
         targets = torch.cat([image_to_target(img, G) for _, img in drawn]).to(G.device)

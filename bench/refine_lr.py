@@ -22,15 +22,20 @@ from pathlib import Path
 import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from project import BenchError, _metrics_vgg, image_to_target, open_bench_model, summarise  # noqa: E402
+from project import (  # noqa: E402
+    BenchError,
+    _metrics_vgg,
+    generated_targets,
+    image_to_target,
+    open_bench_model,
+    summarise,
+)
 
 from latentstudio.data.demo import demo_images  # noqa: E402
 from latentstudio.errors import UserError  # noqa: E402
-from latentstudio.invert import ProjectConfig, load_encoder, project_images, w_statistics  # noqa: E402
+from latentstudio.invert import ProjectConfig, load_encoder, project_images, refine_settings, w_statistics  # noqa: E402
 from latentstudio.invert.encoder import default_encoder_dir  # noqa: E402
 from latentstudio.invert.losses import build_loss  # noqa: E402
-from latentstudio.invert.outputs import quantize  # noqa: E402
-from latentstudio.latent.seeds import z_from_seeds  # noqa: E402
 
 TUNING_SEEDS = (800001, 800002, 800003)
 DRAWING_SEED = 7
@@ -40,10 +45,7 @@ def tuning_targets(G, stats, generated: int, drawings: int):
     """[(kind, targets [N, C, R, R])]: generated images of TUNING_SEEDS, smiles drawn with DRAWING_SEED."""
     sets = []
     if generated:
-        with torch.no_grad():
-            z = z_from_seeds(list(TUNING_SEEDS[:generated]), G.z_dim, G.device)
-            ws = stats.w_avg.lerp(G.mapping(z, None), 0.8)
-            sets.append(("generated", quantize(G.synthesis(ws, noise_mode="const").clamp(-1, 1)).to(G.device)))
+        sets.append(("generated", generated_targets(G, stats, TUNING_SEEDS[:generated])[0]))
     if drawings:
         smiles = demo_images("smiles", drawings, 256, seed=DRAWING_SEED)
         sets.append(("drawings", torch.cat([image_to_target(img, G) for img in smiles]).to(G.device)))
@@ -58,7 +60,8 @@ def sweep(G, encoder, sets, spaces, lrs, steps, loss, vgg, stats) -> list[dict]:
             starts = encoder.starts(encoder.guesses(targets))
         for space in spaces:
             for lr in lrs:
-                cfg = ProjectConfig(steps=steps, space=space, lr=lr, w_noise=0.0, batch=len(targets))
+                start = {**refine_settings(from_mean=False, space=space), "lr": lr}
+                cfg = ProjectConfig(steps=steps, space=space, batch=len(targets), **start)
                 t = time.perf_counter()
                 proj = project_images(G, targets, cfg, init_ws=starts[space], loss=loss, w_stats=stats,
                                       device=G.device, progress=False)

@@ -68,8 +68,9 @@ def run(args) -> int:
         raise UserError(f"--out {out}: exists and is not a directory")
     check_writable(out, given=args.out is not None)  # before hours of training, not after
     cfg = EncoderTrainConfig(steps=args.steps, batch=args.batch, lr=args.lr, vgg_weight=args.vgg_weight,
-                             pixel_weight=args.pixel_weight, recon_start=recon_start(args), seed=args.seed,
-                             real_batch=args.real_batch, warmup_steps=warmup_steps(args))
+                             pixel_weight=args.pixel_weight, seed=args.seed, real_batch=args.real_batch,
+                             recon_start=resume_default(args.recon_start, args, 0.0, 0.3),
+                             warmup_steps=resume_default(args.warmup_steps, args, 100, 0))
     images = None
     if args.images:
         from ..invert.targets import load_targets
@@ -102,22 +103,12 @@ def run(args) -> int:
     return 0
 
 
-def recon_start(args) -> float:
-    """--recon-start, defaulting to 0 for a resumed encoder (its latent-only phase is behind it)."""
-    if args.recon_start is None:
-        return 0.0 if args.resume else 0.3
-    return args.recon_start
-
-
-def warmup_steps(args) -> int:
-    """--warmup-steps, defaulting to 100 for a resumed encoder (fresh Adam moments on trained weights)."""
-    from ..errors import UserError
-
-    if args.warmup_steps is None:
-        return 100 if args.resume else 0
-    if args.warmup_steps < 0:
-        raise UserError(f"--warmup-steps {args.warmup_steps}: must be 0 or more")
-    return args.warmup_steps
+def resume_default(value, args, resumed, fresh):
+    """An option left unset: its value for a resumed encoder (whose latent-only phase is behind it and whose
+    fresh Adam moments need a gentle start) or for a fresh one."""
+    if value is not None:
+        return value
+    return resumed if args.resume else fresh
 
 
 def _not_writable(out, given: bool, exc: OSError):
