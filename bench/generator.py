@@ -42,6 +42,7 @@ import torch.nn.functional as F
 
 from latentstudio.models import Generator, get_preset
 from latentstudio.models.summary import synthesis_flops
+from latentstudio.utils.memory import keep_freed_memory
 
 # Reference images/s from issue 2, measured with batch 8 on the target machine: row name -> img/s.
 ISSUE_REF = {"issue 64px cb8192/cm256": 4.0, "paper256 arch @128": 1.4, "paper256 arch @256": 1.0}
@@ -299,15 +300,19 @@ def main(argv=None):
     ap.add_argument("--threads", type=int, default=2)
     ap.add_argument("--clock", choices=["wall", "cpu"], default="wall",
                     help="wall: elapsed time; cpu: process CPU time (robust on a shared machine with --threads 1)")
+    ap.add_argument("--malloc", choices=["keep", "default"], default="keep",
+                    help="keep: glibc keeps freed memory, as the command line sets it (utils/memory.py); default: "
+                    "glibc's own settings")
     args = ap.parse_args(argv)
+    malloc = "keep freed memory" if args.malloc == "keep" and keep_freed_memory() else "glibc default"
     torch.set_num_threads(args.threads)
     reps = args.reps or (1 if args.quick else 3)
     batches = [int(b) for b in (args.batches or "1,8").split(",")]
     clock = time.perf_counter if args.clock == "wall" else time.process_time
     load0 = os.getloadavg()
     start = time.perf_counter()
-    print(f"torch {torch.__version__}, {args.threads} threads, fp32, CPU, {args.clock} clock, {reps} repetitions; "
-          f"load average before: {load0[0]:.2f} {load0[1]:.2f} {load0[2]:.2f}", flush=True)
+    print(f"torch {torch.__version__}, {args.threads} threads, fp32, CPU, {args.clock} clock, {reps} repetitions, "
+          f"malloc {malloc}; load average before: {load0[0]:.2f} {load0[1]:.2f} {load0[2]:.2f}", flush=True)
     rows = []
     for name, cfg in configs(args.only, args.quick):
         for batch in ([dict(QUICK_ROWS)[name]] if args.quick and not args.batches else batches):

@@ -54,6 +54,7 @@ from latentstudio.render.layout import FrameLayout, parse_size  # noqa: E402
 from latentstudio.render.settings import RenderSettings  # noqa: E402
 from latentstudio.render.stream import MODES, WORKERS, iter_images, render, threads_per_worker  # noqa: E402
 from latentstudio.render.video import open_writer  # noqa: E402
+from latentstudio.utils.memory import keep_freed_memory  # noqa: E402
 
 MOVES = {
     "interpolate": {"move": "interpolate", "keys": [1, 2, 3], "frames": 150, "loop": True},
@@ -291,7 +292,11 @@ def main(argv=None) -> int:
     p.add_argument("--threads", type=int, default=2, help="torch threads (the targets are for 2 CPU cores)")
     p.add_argument("--encoder-threads", type=int, default=None, help="x264 threads (default: the walk's choice)")
     p.add_argument("--mode", choices=MODES, default=None, help="the walk's render mode (default: its own choice)")
+    p.add_argument("--malloc", choices=["keep", "default"], default="keep",
+                   help="keep: glibc keeps freed memory, as the command line sets it (utils/memory.py); default: "
+                   "glibc's own settings")
     args = p.parse_args(argv)
+    malloc = "keep freed memory" if args.malloc == "keep" and keep_freed_memory() else "glibc default"
     args.frames = args.frames or (48 if args.quick else 240)
     args.repeats = args.repeats or (2 if args.quick else 5)
     torch.set_num_threads(args.threads)
@@ -311,7 +316,7 @@ def main(argv=None) -> int:
           f"run, x264 preset {args.preset}, x264 threads "
           f"{args.encoder_threads if args.encoder_threads is not None else 'auto'}, torch threads "
           f"{torch.get_num_threads()}, walk mode {args.mode or 'auto'}, OMP_WAIT_POLICY "
-          f"{os.environ['OMP_WAIT_POLICY']}, CPUs {os.cpu_count()}, "
+          f"{os.environ['OMP_WAIT_POLICY']}, malloc {malloc}, CPUs {os.cpu_count()}, "
           f"{args.repeats} rounds{' (quick)' if args.quick else ''}")
     print(f"load average before {load_before[0]:.2f} / after {load_after[0]:.2f} (the machine is shared; CPU time "
           "is this process's, all threads)")

@@ -22,6 +22,19 @@ def test_matches_the_opensimplex_package():
         assert np.abs(OpenSimplex3(seed)(points) - expected).max() < 1e-12
 
 
+def test_float32_sums_stay_within_1e6_of_float64():
+    noise = OpenSimplex3(seed=9)
+    points = np.random.RandomState(9).uniform(-1500, 1500, (20000, 3))  # as far out as a field's centres go
+    exact, fast = noise(points), noise(points, dtype=np.float32)
+    assert fast.dtype == np.float32 and exact.dtype == np.float64
+    assert np.abs(fast - exact).max() < 1e-6
+    field = NoiseField(300, speed=0.01, seed=9, loop_frames=300)
+    values = field(np.arange(0, 300, 37))
+    t = field.time_coords(np.arange(0, 300, 37))
+    expected = noise.__class__(9)((t[:, None, :] + field.centres[None]).reshape(-1, 3)).reshape(values.shape) * SCALE
+    assert values.dtype == np.float32 and np.abs(values - expected).max() < 1e-5
+
+
 def test_reference_value_without_the_package():
     # The package's documented example: noise3(0.5, 0.5, 0.5) with its default seed 3.
     assert OpenSimplex3(3)(np.array([[0.5, 0.5, 0.5]]))[0] == pytest.approx(0.39504955501618155, abs=1e-14)

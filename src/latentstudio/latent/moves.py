@@ -141,7 +141,7 @@ class Spacewalk(Segment):
         values = self.field(np.asarray(idx))
         if self.start is not None:
             values = (values - self.start) / math.sqrt(2)
-        noise = torch.from_numpy(values.astype(np.float32)).reshape(-1, *self.noise_shape)
+        noise = torch.from_numpy(values.astype(np.float32, copy=False)).reshape(-1, *self.noise_shape)
         return noise.expand(-1, *self.centre.shape)
 
     def latents(self, idx):

@@ -46,6 +46,9 @@ class Timeline:
         """Latents [n, *shape] (CPU, float32) of the given frame indices (0 <= idx < num_frames)."""
         idx = (np.atleast_1d(np.asarray(idx, dtype=np.int64)) + self.offset) % self.num_frames
         seg_of = np.searchsorted(self.starts, idx, side="right") - 1
+        s = int(seg_of[0]) if len(seg_of) else -1
+        if 0 <= s < len(self.segments) and (seg_of == s).all():  # a batch within one segment: most of a render
+            return self.segments[s].latents(idx - self.starts[s]).float().contiguous()
         out = None
         for s in np.unique(seg_of):
             rows = np.nonzero(seg_of == s)[0]

@@ -56,9 +56,12 @@ def yuv420(images: torch.Tensor) -> np.ndarray:
         x = x.expand(b, 3, h, w)
     weight, bias = _weights(x.device, x.dtype)
     y = F.conv2d(x, weight[:1], bias[:1]).reshape(b, -1)
-    q = F.conv2d(x, weight[1:], bias[1:])  # [B, 2, H, W], a quarter of each 2x2 block's chroma
-    q = q[:, :, 0::2] + q[:, :, 1::2]  # strided adds: avg_pool2d is ~20x slower on 1-thread CPU batches
-    uv = (q[..., 0::2] + q[..., 1::2]).reshape(b, -1)
+    # Chroma is linear in RGB: sum each 2x2 block of RGB first (strided adds; avg_pool2d is ~20x slower on
+    # 1-thread CPU batches), then convert a quarter of the pixels: 0.074-0.087 against 0.10 ms a 128 px frame
+    # for converting every pixel and summing the chroma (1 thread, right after the generator, as in a walk).
+    s = x[:, :, 0::2] + x[:, :, 1::2]
+    s = s[..., 0::2] + s[..., 1::2]  # [B, 3, H / 2, W / 2]
+    uv = F.conv2d(s, weight[1:], 4 * bias[1:]).reshape(b, -1)  # the rows' bias was a quarter's (per pixel)
     planes = torch.cat([y, uv], 1).clamp_(0, 255)
     # float -> int16 -> uint8 is ~3x faster than float -> uint8 on the CPU (values are already in range)
     return planes.to(torch.int16).to(torch.uint8).reshape(b, h * 3 // 2, w).cpu().numpy()

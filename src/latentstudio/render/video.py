@@ -151,6 +151,7 @@ class PyAVWriter(FrameWriter):
         self.stream = self.container.add_stream("libx264", rate=self.fps)
         self.stream.width, self.stream.height = self.size
         self.stream.pix_fmt = "yuv420p"
+        self.time_base = 1 / self.fps  # a Fraction, made once rather than for every frame
         self.encoding = _x264_settings(self.size, crf, preset, threads)
         self.stream.options = {k: str(v) for k, v in self.encoding.items() if k != "codec"}
 
@@ -172,7 +173,7 @@ class PyAVWriter(FrameWriter):
 
     def _encode(self, vf):
         vf.pts = self.frames_written
-        vf.time_base = 1 / self.fps
+        vf.time_base = self.time_base
         for packet in self.stream.encode(vf):
             self.container.mux(packet)
 
