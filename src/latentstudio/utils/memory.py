@@ -3,7 +3,7 @@
 PyTorch's CPU tensors come straight from malloc. With glibc's defaults, blocks of more than 128 KiB to 32 MiB
 are mmap-ed until one is freed (the threshold then rises to that size), and free memory at the top of a heap
 is handed back to the OS once it passes twice the threshold. A generator call allocates and frees tensors of
-many sizes (0.1-30 MB at 128 px, batch 8), and each time memory goes back to the OS the next tensor faults
+many sizes, and each time memory goes back to the OS the next tensor faults
 its pages in again: measured on the 2-core development machine, the built-in model rendering with the
 walk's two one-thread workers took 130-300 page faults and 0.43-0.77 ms of system time per frame, against 1-3
 faults and 0.08-0.10 ms with the settings below, and ran at 363-390 frames/s against 412-444 (three runs
