@@ -25,8 +25,9 @@ OFFSETS = (16, 128, 128)
 
 def _conv_coefficients() -> tuple[tuple, tuple]:
     """1x1 convolution weights (rows Y, U, V over R, G, B) and biases from x in [-1, 1]: level = 127.5 x +
-    127.5. The +0.5 rounds when the result is truncated to uint8. Chroma rows are divided by 4: they are
-    summed over a 2x2 block afterwards. Plain numbers, worked out once."""
+    127.5. The +0.5 rounds when the result is truncated to uint8. Chroma rows are divided by 4: they apply
+    to the sum of a 2x2 block of pixels (the bias, per pixel, is then counted 4 times). Plain numbers,
+    worked out once."""
     rows = []
     for row, offset, share in zip(BT601, OFFSETS, (1, 4, 4), strict=True):
         k = [c / 256 * 127.5 for c in row]
@@ -61,7 +62,7 @@ def yuv420(images: torch.Tensor) -> np.ndarray:
     # for converting every pixel and summing the chroma (1 thread, right after the generator, as in a walk).
     s = x[:, :, 0::2] + x[:, :, 1::2]
     s = s[..., 0::2] + s[..., 1::2]  # [B, 3, H / 2, W / 2]
-    uv = F.conv2d(s, weight[1:], 4 * bias[1:]).reshape(b, -1)  # the rows' bias was a quarter's (per pixel)
+    uv = F.conv2d(s, weight[1:], 4 * bias[1:]).reshape(b, -1)  # 4 pixels' bias
     planes = torch.cat([y, uv], 1).clamp_(0, 255)
     # float -> int16 -> uint8 is ~3x faster than float -> uint8 on the CPU (values are already in range)
     return planes.to(torch.int16).to(torch.uint8).reshape(b, h * 3 // 2, w).cpu().numpy()
