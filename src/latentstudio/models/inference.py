@@ -133,16 +133,19 @@ def modconv_scaled(x, weight, styles, dcoefs, bias, noise, up, padding, f, flip_
         fold = (n == 1 and out_channels * in_channels * kh * kw < (in_channels + out_channels * up * up) * h * w
                 and not _winograd_applies(x, weight, up, padding, flip_weight))
     if fold and n == 1:
-        scale = styles.reshape(1, -1, 1, 1) * dcoefs.reshape(-1, 1, 1, 1)  # [O, I, 1, 1]
-        layout = torch.channels_last if is_channels_last(x) else torch.contiguous_format
-        if up == 1:  # the folded weight is written in the input's layout, so the convolution copies nothing
-            folded = torch.mul(weight, scale, out=torch.empty(weight.shape, dtype=x.dtype, device=x.device,
-                                                              memory_format=layout))
+        # The folded weight is made in the layout the convolution wants (the input's memory format; for the
+        # transposed convolution [I, O, kh, kw]) from a cached copy already in that layout, so both the
+        # multiply and the convolution read memory in order: writing it from the NCHW weight instead gathers
+        # with a stride of I * kh * kw (1.65 ms for the 512 x 256 x 3 x 3 upsampling weight at 2 threads).
+        cl = is_channels_last(x)
+        if up == 1:
+            base = weight_like(x, weight, cache)
+            folded = base * (styles.reshape(1, -1, 1, 1) * dcoefs.reshape(-1, 1, 1, 1))  # [O, I, 1, 1] scale
             y = F.conv2d(x, folded if flip_weight else folded.flip([2, 3]), bias, padding=padding)
-        else:  # write the folded weight straight into conv_transpose layout
-            wt = torch.mul(weight.transpose(0, 1), scale.transpose(0, 1),
-                           out=torch.empty([in_channels, out_channels, kh, kw], dtype=x.dtype, device=x.device,
-                                           memory_format=layout))
+        else:
+            base = (cached(cache, "_wt_cl", (weight,), _transposed_channels_last) if cl
+                    else cached(cache, "_wt", (weight,), _transposed))
+            wt = base * (styles.reshape(-1, 1, 1, 1) * dcoefs.reshape(1, -1, 1, 1))  # [I, O, 1, 1] scale
             y = _upconv(x, wt, f, up, padding, flip_weight, bias)
     else:
         y = _unfused(x, weight, styles, up, padding, f, flip_weight, cache)
