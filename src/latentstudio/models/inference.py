@@ -136,7 +136,7 @@ def modconv_scaled(x, weight, styles, dcoefs, bias, noise, up, padding, f, flip_
         # The folded weight is made in the layout the convolution wants (the input's memory format; for the
         # transposed convolution [I, O, kh, kw]) from a cached copy already in that layout, so both the
         # multiply and the convolution read memory in order: writing it from the NCHW weight instead gathers
-        # with a stride of I * kh * kw (1.65 ms for the 512 x 256 x 3 x 3 upsampling weight at 2 threads).
+        # with a stride of I * kh * kw (512 x 256 x 3 x 3 upsampling weight, 2 threads: 2.4 ms, 0.3 from the copy).
         cl = is_channels_last(x)
         if up == 1:
             base = weight_like(x, weight, cache)
