@@ -284,7 +284,11 @@ def test_winograd_applies_where_it_was_measured_faster():
     assert winograd.applies(torch.empty(1, 512, 32, 32), w512, 1)
     assert winograd.applies(torch.empty(8, 512, 16, 16), w512, 1)
     assert not winograd.applies(torch.empty(8, 512, 32, 32), w512, 1)  # too many pixels
-    assert not winograd.applies(torch.empty(1, 256, 32, 32), torch.empty(256, 256, 3, 3), 1)  # too few channels
+    w256 = torch.empty(256, 256, 3, 3)
+    assert winograd.applies(torch.empty(1, 256, 64, 64), w256, 1)  # 256 channels: a middle band of pixels
+    assert not winograd.applies(torch.empty(8, 256, 8, 8), w256, 1)  # too few pixels for 256 channels
+    assert not winograd.applies(torch.empty(8, 256, 32, 32), w256, 1)  # too many
+    assert not winograd.applies(torch.empty(1, 128, 64, 64), torch.empty(128, 128, 3, 3), 1)  # too few channels
     assert not winograd.applies(torch.empty(1, 512, 5, 5), w512, 1)  # odd size
     assert not winograd.applies(torch.empty(1, 512, 8, 8), torch.empty(512, 512, 1, 1), 0)
     assert not winograd.applies(torch.empty(1, 512, 8, 8, dtype=torch.float16), w512, 1)
