@@ -59,7 +59,9 @@ from latentstudio.utils.memory import keep_freed_memory  # noqa: E402
 MOVES = {
     "interpolate": {"move": "interpolate", "keys": [1, 2, 3], "frames": 150, "loop": True},
     "noise-loop": {"move": "noise-loop", "key": 1, "stops": 7, "frames": 30, "sigma": 0.3},
-    "spacewalk": {"move": "spacewalk", "key": 1, "frames": 300, "radius": 0.5, "speed": 0.01},
+    # Longer than a run (up to 1200 frames): the walk's noise is read ahead and kept in chunks
+    # (latent.simplex.ReadAhead), so a run that went round the loop again would find its first frames kept.
+    "spacewalk": {"move": "spacewalk", "key": 1, "frames": 1200, "radius": 0.5, "speed": 0.01},
 }
 
 

@@ -1,10 +1,12 @@
-"""OpenSimplex noise: the package's values, σ ≈ 1, continuity, loops close without a seam, seeds reproduce."""
+"""OpenSimplex noise: the package's values, σ ≈ 1, continuity, seamless loops, seeds reproduce; read ahead."""
+
+import threading
 
 import numpy as np
 import pytest
 
 from latentstudio.errors import UserError
-from latentstudio.latent.simplex import SCALE, NoiseField, OpenSimplex3, permutation
+from latentstudio.latent.simplex import SCALE, NoiseField, OpenSimplex3, ReadAhead, permutation
 
 
 def test_matches_the_opensimplex_package():
@@ -99,3 +101,57 @@ def test_speed_sets_the_pace_and_bad_noise_is_an_error():
     assert 3.0 < step(fast) / step(slow) < 5.0
     with pytest.raises(UserError, match="opensimplex"):
         NoiseField(8, speed=0.01, noise="simplex")
+
+
+class _Counting:
+    """A NoiseField that counts the frames it works out."""
+
+    def __init__(self, field):
+        self.field, self.size, self.frames_done = field, field.size, 0
+
+    def __call__(self, frames):
+        frames = np.atleast_1d(frames)
+        self.frames_done += len(frames)
+        return self.field(frames)
+
+
+def test_read_ahead_gives_the_fields_values_for_every_way_of_reading():
+    field = NoiseField(40, speed=0.03, seed=3, loop_frames=100)
+    whole = field(np.arange(100))
+    ahead = ReadAhead(field, frames=100, chunk=24)
+    batches = [np.arange(i, min(i + 8, 100)) for i in range(0, 100, 8)]
+    assert np.array_equal(np.concatenate([ahead(b) for b in batches]), whole)  # in order, bit for bit
+    for frames in ([97, 98, 99, 0, 1, 2], [5], [60, 3, 99], [], [150, -2]):  # a loop's end, random reads, outside
+        frames = np.asarray(frames, dtype=np.int64)
+        assert np.array_equal(ahead(frames), field(frames).reshape(len(frames), 40))
+
+
+def test_read_ahead_works_a_chunk_out_once_for_a_reader_in_order_and_not_for_random_reads():
+    counting = _Counting(NoiseField(16, speed=0.05, seed=1))
+    ahead = ReadAhead(counting, frames=200, chunk=64, keep=2)
+    for i in range(0, 200, 8):
+        ahead(np.arange(i, min(i + 8, 200)))
+    assert counting.frames_done == 200  # each frame once; the last chunk stops at the segment's end (8 of 64)
+    assert len(ahead.chunks) == 2  # at most `keep`
+    counting.frames_done = 0
+    ahead(np.array([70]))  # chunk 1 was dropped; a reader that neither starts it nor comes from chunk 0
+    assert counting.frames_done == 1
+
+
+def test_read_ahead_serves_screens_at_other_offsets_and_threads_alike():
+    field = NoiseField(24, speed=0.02, seed=5, loop_frames=120)
+    whole = field(np.arange(120))
+    ahead = ReadAhead(field, frames=120, chunk=32)
+    results = {}
+
+    def screen(offset):
+        idx = (np.arange(240) + offset) % 120
+        results[offset] = np.concatenate([ahead(idx[i:i + 8]) for i in range(0, 240, 8)])
+
+    threads = [threading.Thread(target=screen, args=(o,)) for o in (0, 17, 45, 90)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    for offset, values in results.items():
+        assert np.array_equal(values, whole[(np.arange(240) + offset) % 120])

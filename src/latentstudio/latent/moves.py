@@ -18,7 +18,7 @@ import numpy as np
 import torch
 
 from ..errors import UserError
-from .simplex import NoiseField
+from .simplex import NoiseField, ReadAhead
 from .space import LatentSpace
 
 EASINGS = ("linear", "ease-in", "ease-out", "ease-in-out", "smoothstep")
@@ -132,7 +132,7 @@ class Spacewalk(Segment):
     moved past the noise's reach from its start (two far-apart noise values are independent)."""
 
     centre: torch.Tensor
-    field: NoiseField
+    field: NoiseField | ReadAhead
     radius: float
     noise_shape: tuple
     start: np.ndarray | None = None  # noise(0) [1, size] for anchored walks
@@ -233,8 +233,8 @@ def spacewalk(centre: torch.Tensor, space: LatentSpace, frames: int = 300, radiu
     field = NoiseField(int(np.prod(shape)), speed, seed=seed, loop_frames=frames if loop else None, noise=noise)
     info = {"move": "spacewalk", "radius": radius, "speed": speed, "loop": loop, "seed": seed,
             "anchored": anchored, "noise": noise}
-    return Spacewalk(frames=frames, info=info, centre=centre, field=field, radius=radius, noise_shape=shape,
-                     start=field(np.zeros(1)) if anchored else None)
+    return Spacewalk(frames=frames, info=info, centre=centre, field=ReadAhead(field, frames), radius=radius,
+                     noise_shape=shape, start=field(np.zeros(1)) if anchored else None)
 
 
 def circle(a: torch.Tensor, b: torch.Tensor | None, space: LatentSpace, G, frames: int = 300,
