@@ -155,3 +155,12 @@ def test_read_ahead_serves_screens_at_other_offsets_and_threads_alike():
         t.join()
     for offset, values in results.items():
         assert np.array_equal(values, whole[(np.arange(240) + offset) % 120])
+
+
+def test_read_ahead_works_out_the_next_chunk_half_way_through_this_one():
+    ahead = ReadAhead(NoiseField(8, speed=0.05, seed=2), frames=1000, chunk=32)
+    for i in range(0, 16, 8):
+        ahead(np.arange(i, i + 8))
+    assert list(ahead.chunks) == [0]
+    ahead(np.arange(16, 24))  # reaches the second half of chunk 0
+    assert list(ahead.chunks) == [0, 1] and not ahead.busy

@@ -281,20 +281,20 @@ class NoiseField:
 
 class ReadAhead:
     """A NoiseField read in chunks of frames: a walk asks for 8 frames at a time, in order, and gets them from a
-    chunk of `chunk` frames worked out in one call when the first of them is asked for.
+    chunk of `chunk` frames worked out in one call.
 
     Why: inside a render, the noise of each 8-frame batch ran right after a synthesis and cost 2-3x its time
     alone (the synthesis had filled the caches with other data, and the noise's temporaries then evicted the
     synthesis's weights). One call per chunk pays that once per chunk: built-in model, 480-frame spacewalk,
-    chunks of 256 frames, the walk's CPU time over its own synthesis went from +9.4-9.8 % to +7.2-7.4 % and
-    its wall time over the generator alone from +10-13 % to +4-6 % (docs/walks.md). The values are the
+    the walk's CPU time over its own synthesis went from +9.4 % to +7.1 % (docs/walks.md). The values are the
     field's own, bit for bit.
 
-    A chunk is worked out only for a reader that starts it or comes from the chunk before (a render, one per
-    screen for screens at other offsets); a read anywhere else (one frame of a preview, say) is worked out
-    directly, as are frames outside 0..`frames`-1 (the segment's own; a chunk stops at its last frame). Up to
-    `keep` chunks are kept, the least recently used dropped first. Thread-safe: the render's
-    workers share it."""
+    A chunk is worked out by the reader that starts it or comes to it from the chunk before, and the next one
+    as soon as a reader is half way through it, so a render's reader seldom finds its chunk missing. Nobody
+    waits for a chunk another thread is working out (the render's other worker would sit idle on a core):
+    they work out their own few frames meanwhile, as does a read anywhere else (one frame of a preview, say)
+    and of frames outside 0..`frames`-1 (the segment's own; a chunk stops at its last frame). Up to `keep`
+    chunks are kept, the least recently used dropped first (a few MB). Thread-safe."""
 
     POINTS = 65536  # noise points a chunk works out at once: 256 frames of 256 dimensions (~30 MB of temporaries)
     MAX_FRAMES = 256
@@ -304,6 +304,7 @@ class ReadAhead:
         fit = (self.POINTS // max(1, field.size)) // 8 * 8  # whole batches of 8 frames
         self.chunk = int(chunk) if chunk else max(8, min(self.MAX_FRAMES, fit))
         self.chunks: OrderedDict[int, np.ndarray] = OrderedDict()
+        self.busy: set[int] = set()  # chunks being worked out
         self.lock = threading.Lock()
 
     def __call__(self, frames) -> np.ndarray:
@@ -323,12 +324,34 @@ class ReadAhead:
             return self.field(frames)
         with self.lock:
             values = self.chunks.get(c)
-            if values is None and (int(frames[0]) == start or c - 1 in self.chunks):
-                values = self.field(np.arange(start, min(start + self.chunk, self.frames)))
-                self.chunks[c] = values
-                while len(self.chunks) > self.keep:
-                    self.chunks.popitem(last=False)
-            if values is None:  # not a reader going through in order: just these frames
-                return self.field(frames)
-            self.chunks.move_to_end(c)
-            return values[frames - start]
+            if values is not None:
+                self.chunks.move_to_end(c)
+            claim = values is None and (int(frames[0]) == start or c - 1 in self.chunks) and self._free(c)
+            ahead = (values is not None and int(frames[-1]) - start >= self.chunk // 2
+                     and (c + 1) * self.chunk < self.frames and self._free(c + 1))
+        if claim:
+            values = self._work_out(c)
+        out = self.field(frames) if values is None else values[frames - start]
+        if ahead:
+            self._work_out(c + 1)
+        return out
+
+    def _free(self, c: int) -> bool:
+        """Claims chunk c for the caller when nobody has it or is working it out (called under the lock)."""
+        if c in self.chunks or c in self.busy:
+            return False
+        self.busy.add(c)
+        return True
+
+    def _work_out(self, c: int) -> np.ndarray:
+        start = c * self.chunk
+        try:
+            values = self.field(np.arange(start, min(start + self.chunk, self.frames)))
+        finally:
+            with self.lock:
+                self.busy.discard(c)
+        with self.lock:
+            self.chunks[c] = values
+            while len(self.chunks) > self.keep:
+                self.chunks.popitem(last=False)
+        return values
