@@ -286,7 +286,7 @@ class ReadAhead:
     Why: inside a render, the noise of each 8-frame batch ran right after a synthesis and cost 2-3x its time
     alone (the synthesis had filled the caches with other data, and the noise's temporaries then evicted the
     synthesis's weights). One call per chunk pays that once per chunk: built-in model, 480-frame spacewalk,
-    the walk's CPU time over its own synthesis went from +9.4 % to +7.1 % (docs/walks.md). The values are the
+    the walk's CPU time over its own synthesis went from +9.9 % to +7.6 % (docs/walks.md). The values are the
     field's own, bit for bit.
 
     A chunk is worked out by the reader that starts it or comes to it from the chunk before, and the next one
@@ -344,14 +344,14 @@ class ReadAhead:
         return True
 
     def _work_out(self, c: int) -> np.ndarray:
-        start = c * self.chunk
+        start, values = c * self.chunk, None
         try:
             values = self.field(np.arange(start, min(start + self.chunk, self.frames)))
-        finally:
+            return values
+        finally:  # one lock section: release the claim and keep the chunk (if it was worked out)
             with self.lock:
                 self.busy.discard(c)
-        with self.lock:
-            self.chunks[c] = values
-            while len(self.chunks) > self.keep:
-                self.chunks.popitem(last=False)
-        return values
+                if values is not None:
+                    self.chunks[c] = values
+                    while len(self.chunks) > self.keep:
+                        self.chunks.popitem(last=False)
