@@ -347,7 +347,6 @@ class ReadAhead:
         start, values = c * self.chunk, None
         try:
             values = self.field(np.arange(start, min(start + self.chunk, self.frames)))
-            return values
         finally:  # one lock section: release the claim and keep the chunk (if it was worked out)
             with self.lock:
                 self.busy.discard(c)
@@ -355,3 +354,4 @@ class ReadAhead:
                     self.chunks[c] = values
                     while len(self.chunks) > self.keep:
                         self.chunks.popitem(last=False)
+        return values
